@@ -1,0 +1,1 @@
+"""Signal processors. Each takes and returns audio shaped ``(channels, samples)``."""

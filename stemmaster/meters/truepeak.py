@@ -3,42 +3,79 @@
 The standard estimates the peak of the reconstructed (analogue) waveform by
 upsampling 4x with a low-pass interpolation filter and taking the largest
 absolute value. It suggests a 48-tap polyphase FIR (12 taps per phase); we use
-a longer Kaiser-windowed sinc (20 taps per phase, via ``scipy.signal.resample_poly``),
-which interpolates more accurately and so never reads lower than the
-standard's filter by more than a few hundredths of a dB. The fixed-point
-headroom step of Annex 2 (-12.04 dB before, +12.04 dB after) is not needed in
-floating point.
+a longer Kaiser-windowed sinc (81 taps, about 20 per phase: the filter
+``scipy.signal.resample_poly`` designs for 4x), which interpolates more
+accurately. The fixed-point headroom step of Annex 2 (-12.04 dB before,
++12.04 dB after) is not needed in floating point.
 
-Audio is shaped ``(channels, samples)``. Long signals are processed in chunks
-with enough context that the result equals a one-shot computation.
+The peak search runs as a numba polyphase kernel that never stores the 4x
+signal, so it needs no more memory than the input and is about 3x faster than
+upsampling with ``resample_poly`` and taking the maximum (which it equals to
+rounding error; ``oversample_4x`` gives the upsampled signal itself).
+
+Audio is shaped ``(channels, samples)``.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from scipy.signal import resample_poly
+from scipy.signal import firwin, resample_poly
 
 OVERSAMPLING = 4
-_HALF_TAPS = 10  # resample_poly's default: 10 * max(up, down) taps either side at the high rate
-_CONTEXT = 2 * _HALF_TAPS + 4  # input samples of context either side of a chunk
-_CHUNK = 1 << 19
+_HALF_LEN = 10 * OVERSAMPLING  # resample_poly's default half length for up=4, down=1
+# The interpolation filter resample_poly(x, 4, 1) uses: gain 4 restores the level lost to zero-stuffing.
+_TAPS = firwin(2 * _HALF_LEN + 1, 1.0 / OVERSAMPLING, window=("kaiser", 5.0)) * OVERSAMPLING
+# Polyphase layout: phase p, tap j multiplies x[k + 10 - j] for output sample 4k + p.
+_PHASES = np.zeros((OVERSAMPLING, _TAPS.size // OVERSAMPLING + 1))
+for _p in range(OVERSAMPLING):
+    _c = _TAPS[_p::OVERSAMPLING]
+    _PHASES[_p, :_c.size] = _c
+_CENTER = _HALF_LEN // OVERSAMPLING
+_N_TAP = _PHASES.shape[1]
+_TAPS_BY_PHASE = np.ascontiguousarray(_PHASES[:, ::-1].T)  # (n_tap, 4), reversed: reading order
+
+
+@numba.njit(cache=True, parallel=True, fastmath=True)
+def _interval_peaks(xp: np.ndarray, taps_by_phase: np.ndarray) -> np.ndarray:
+    """``out[k]`` = max |4x-oversampled x| over output samples 4k .. 4k+3 (interval [k, k+1)).
+
+    ``taps_by_phase`` is ``(n_tap, 4)`` with the taps in reading order, and ``xp``
+    the signal zero-padded so that output ``4k + p`` is
+    ``sum_j taps_by_phase[j, p] * xp[k + j]``: the four phases read each input
+    sample once and the loop needs no bounds checks (fastmath lets it vectorise;
+    it changes results only by rounding).
+    """
+    n_tap = taps_by_phase.shape[0]
+    n = xp.shape[0] - n_tap + 1
+    out = np.empty(n)
+    for k in numba.prange(n):
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for j in range(n_tap):
+            v = xp[k + j]
+            a0 += taps_by_phase[j, 0] * v
+            a1 += taps_by_phase[j, 1] * v
+            a2 += taps_by_phase[j, 2] * v
+            a3 += taps_by_phase[j, 3] * v
+        out[k] = max(abs(a0), abs(a1), abs(a2), abs(a3))
+    return out
 
 
 def oversample_4x(x: np.ndarray) -> np.ndarray:
-    """Upsample a 1-D signal 4x (output sample ``4k`` is input sample ``k``)."""
-    x = np.asarray(x, dtype=np.float64)
-    n = x.shape[-1]
-    if n <= _CHUNK:
-        return resample_poly(x, OVERSAMPLING, 1, axis=-1)
-    out = np.empty(x.shape[:-1] + (n * OVERSAMPLING,), dtype=np.float64)
-    for start in range(0, n, _CHUNK):
-        stop = min(start + _CHUNK, n)
-        lo = max(0, start - _CONTEXT)
-        hi = min(n, stop + _CONTEXT)
-        y = resample_poly(x[..., lo:hi], OVERSAMPLING, 1, axis=-1)
-        a = (start - lo) * OVERSAMPLING
-        out[..., start * OVERSAMPLING:stop * OVERSAMPLING] = y[..., a:a + (stop - start) * OVERSAMPLING]
-    return out
+    """Upsample a signal 4x along its last axis (output sample ``4k`` is input sample ``k``)."""
+    return resample_poly(np.asarray(x, dtype=np.float64), OVERSAMPLING, 1, axis=-1)
+
+
+def _channel_peaks(audio: np.ndarray) -> np.ndarray:
+    audio = np.atleast_2d(np.asarray(audio))
+    env = np.zeros(audio.shape[1])
+    for ch in audio:
+        xp = np.concatenate([np.zeros(_N_TAP - 1 - _CENTER), np.asarray(ch, dtype=np.float64), np.zeros(_CENTER)])
+        np.maximum(env, _interval_peaks(xp, _TAPS_BY_PHASE), out=env)
+    return env
 
 
 def true_peak_envelope(audio: np.ndarray) -> np.ndarray:
@@ -49,28 +86,16 @@ def true_peak_envelope(audio: np.ndarray) -> np.ndarray:
     a gain applied at sample ``k`` (and its neighbours) that brings this value
     under a ceiling keeps the reconstructed waveform under it too.
     """
-    audio = np.atleast_2d(np.asarray(audio))
-    n = audio.shape[1]
-    if n == 0:
-        return np.zeros(0)
-    env = np.zeros(n, dtype=np.float64)
-    for ch in audio:  # one channel at a time bounds memory to 4x one channel
-        up = np.abs(oversample_4x(ch)).reshape(n, OVERSAMPLING)
-        np.maximum(env, up.max(axis=1), out=env)  # interval [k, k+1)
-    sym = env.copy()
-    sym[1:] = np.maximum(env[1:], env[:-1])  # add the interval [k-1, k)
-    return sym
+    env = _channel_peaks(audio)
+    if env.size > 1:
+        env[1:] = np.maximum(env[1:], env[:-1].copy())  # add the interval [k-1, k)
+    return env
 
 
 def true_peak_linear(audio: np.ndarray) -> float:
     """Largest absolute value of the 4x-oversampled signal over all channels."""
-    audio = np.atleast_2d(np.asarray(audio))
-    if audio.shape[1] == 0:
-        return 0.0
-    peak = 0.0
-    for ch in audio:
-        peak = max(peak, float(np.max(np.abs(oversample_4x(ch)))))
-    return peak
+    env = _channel_peaks(audio)
+    return float(env.max()) if env.size else 0.0
 
 
 def true_peak_dbtp(audio: np.ndarray, sample_rate: int | None = None) -> float:

@@ -1,0 +1,243 @@
+"""Loudness meters: ITU-R BS.1770-4 integrated, EBU Tech 3341 momentary and
+short-term, EBU Tech 3342 loudness range.
+
+Audio is shaped ``(channels, samples)``, float32 or float64; mono is ``(1, n)``.
+Up to five channels in the BS.1770 order L, R, C, Ls, Rs (weights 1.0, 1.0,
+1.0, 1.41, 1.41, the same as pyloudnorm uses).
+
+Integrated loudness is pyloudnorm's ``Meter.integrated_loudness``. The
+momentary and short-term meters use the very same K-weighting filter
+(pyloudnorm's RBJ-cookbook design of the BS.1770 pre-filter shelf and RLB
+high-pass, at any sample rate), so their numbers agree with its integrated
+value. They are computed without Python loops over audio: K-weight once,
+square, sum each 100 ms hop, then sum 4 (momentary) or 30 (short-term)
+consecutive hops.
+
+Windows and timing: only complete windows are measured (no zero padding at
+either end, as libebur128 does for its loudness-range blocks). Value ``k`` of
+``momentary_lufs`` covers the 400 ms starting at ``k * 0.1`` s, so it is the
+meter reading at time ``k * 0.1 + 0.4`` s; ``short_term_lufs`` likewise with
+3 s windows. Audio shorter than a window gives an empty array.
+
+Audio shorter than one 400 ms gating block has no integrated loudness under
+BS.1770: ``integrated_lufs`` returns ``-inf`` for it (it does not zero-pad,
+which would lower the value).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from scipy.signal import sosfilt
+
+from stemmaster.errors import AudioError
+
+BLOCK_S = 0.4  # momentary window and BS.1770 gating block
+SHORT_TERM_S = 3.0
+HOP_S = 0.1  # 10 Hz update rate (Tech 3341 / 3342)
+ABSOLUTE_GATE_LUFS = -70.0
+LRA_RELATIVE_GATE_LU = -20.0
+LRA_LOW_PERCENTILE = 10.0
+LRA_HIGH_PERCENTILE = 95.0
+LOUDNESS_OFFSET_DB = -0.691  # BS.1770 eq. 2 constant
+MIN_SAMPLE_RATE = 8000
+_CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)
+
+
+def check_meter_audio(audio: np.ndarray, sample_rate: int | None = None) -> None:
+    """Raise AudioError unless ``audio`` is float ``(channels, samples)``, finite, at a usable rate.
+
+    ``sample_rate`` is checked when given (loudness meters need at least 8 kHz,
+    so the 1.5 kHz shelf of the K-weighting lies below Nyquist).
+    """
+    if not isinstance(audio, np.ndarray) or audio.ndim != 2:
+        raise AudioError(f"audio must be a 2-D array shaped (channels, samples), got {getattr(audio, 'shape', type(audio))}")
+    if audio.dtype not in (np.float32, np.float64):
+        raise AudioError(f"audio must be float32 or float64, got {audio.dtype}")
+    if audio.shape[0] < 1:
+        raise AudioError("audio has no channels")
+    if audio.shape[0] > len(_CHANNEL_WEIGHTS):
+        raise AudioError(f"loudness metering supports at most {len(_CHANNEL_WEIGHTS)} channels (L, R, C, Ls, Rs), got {audio.shape[0]}")
+    if sample_rate is not None:
+        if not isinstance(sample_rate, (int, np.integer, float)) or isinstance(sample_rate, bool) \
+                or not math.isfinite(sample_rate) or int(sample_rate) != sample_rate:
+            raise AudioError(f"sample rate must be a whole number of Hz, got {sample_rate!r}")
+        if int(sample_rate) < MIN_SAMPLE_RATE:
+            raise AudioError(f"sample rate must be at least {MIN_SAMPLE_RATE} Hz for loudness metering, got {sample_rate}")
+    if audio.size and not np.isfinite(audio).all():
+        raise AudioError("audio contains NaN or infinite samples")
+
+
+def channel_weights(channels: int) -> np.ndarray:
+    """BS.1770 channel weights for ``channels`` channels in the order L, R, C, Ls, Rs, shape ``(channels,)``."""
+    return np.asarray(_CHANNEL_WEIGHTS[:channels], dtype=np.float64)
+
+
+def k_weighting_sos(sample_rate: int) -> np.ndarray:
+    """The BS.1770 K-weighting as second-order sections, shape ``(2, 6)``.
+
+    Stage 1 is a high shelf (+4 dB, Q 1/sqrt(2), 1500 Hz), stage 2 the RLB
+    high-pass (Q 0.5, 38 Hz), both designed with the RBJ audio-EQ cookbook
+    formulas exactly as pyloudnorm's ``IIRfilter`` does, so the response is
+    the one pyloudnorm's integrated loudness uses (within a few hundredths of
+    a dB of the coefficients tabulated in BS.1770 for 48 kHz).
+    """
+    fs = float(sample_rate)
+    # high shelf
+    a_lin = 10.0 ** (4.0 / 40.0)
+    w0 = 2.0 * np.pi * 1500.0 / fs
+    cos_w0 = np.cos(w0)
+    alpha = np.sin(w0) / (2.0 * (1.0 / np.sqrt(2.0)))
+    sq = 2.0 * np.sqrt(a_lin) * alpha
+    b0 = a_lin * ((a_lin + 1) + (a_lin - 1) * cos_w0 + sq)
+    b1 = -2.0 * a_lin * ((a_lin - 1) + (a_lin + 1) * cos_w0)
+    b2 = a_lin * ((a_lin + 1) + (a_lin - 1) * cos_w0 - sq)
+    a0 = (a_lin + 1) - (a_lin - 1) * cos_w0 + sq
+    a1 = 2.0 * ((a_lin - 1) - (a_lin + 1) * cos_w0)
+    a2 = (a_lin + 1) - (a_lin - 1) * cos_w0 - sq
+    shelf = np.array([b0, b1, b2, a0, a1, a2]) / a0
+    # RLB high-pass
+    w0 = 2.0 * np.pi * 38.0 / fs
+    cos_w0 = np.cos(w0)
+    alpha = np.sin(w0) / (2.0 * 0.5)
+    a0 = 1.0 + alpha
+    highpass = np.array([(1 + cos_w0) / 2, -(1 + cos_w0), (1 + cos_w0) / 2, a0, -2.0 * cos_w0, 1.0 - alpha]) / a0
+    return np.stack([shelf, highpass])
+
+
+def _k_weighted64(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    return sosfilt(k_weighting_sos(sample_rate), audio, axis=-1)
+
+
+def k_weighted(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """K-weighted copy of ``audio`` (shape ``(channels, samples)``), same shape and dtype, full scale 1.0."""
+    check_meter_audio(audio, sample_rate)
+    if audio.shape[1] == 0:
+        return audio.copy()
+    return _k_weighted64(audio, int(sample_rate)).astype(audio.dtype, copy=False)
+
+
+def _hop_energy(kw: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Channel-weighted sum of squares of K-weighted audio per complete 100 ms hop.
+
+    Returns ``(energy, lengths)``, both shape ``(hops,)``: ``energy[k]`` sums
+    ``G_i * x_i[t]**2`` over channels and the samples of hop ``k``, which spans
+    samples ``round(k * 0.1 * sr)`` to ``round((k + 1) * 0.1 * sr)``;
+    ``lengths[k]`` is its sample count.
+    """
+    n = kw.shape[1]
+    hop = HOP_S * sample_rate
+    hops = int(math.floor(n / hop + 1e-9))
+    if hops == 0:
+        return np.zeros(0), np.zeros(0)
+    bounds = np.round(np.arange(hops + 1) * hop).astype(np.int64)
+    hops = int(np.searchsorted(bounds, n, side="right")) - 1  # guard against rounding past the end
+    bounds = bounds[: hops + 1]
+    if hops == 0:
+        return np.zeros(0), np.zeros(0)
+    weights = channel_weights(kw.shape[0])
+    energy = np.zeros(hops)
+    for i, ch in enumerate(kw):  # channels, not samples
+        seg = ch[: bounds[-1]]
+        energy += weights[i] * np.add.reduceat(seg * seg, bounds[:-1])
+    return energy, np.diff(bounds).astype(np.float64)
+
+
+def _window_lufs(energy: np.ndarray, lengths: np.ndarray, hops_per_window: int) -> np.ndarray:
+    """Loudness in LUFS of every run of ``hops_per_window`` consecutive hops, shape ``(windows,)``."""
+    if energy.shape[0] < hops_per_window:
+        return np.zeros(0)
+    view = np.lib.stride_tricks.sliding_window_view
+    mean_square = view(energy, hops_per_window).sum(axis=-1) / view(lengths, hops_per_window).sum(axis=-1)
+    with np.errstate(divide="ignore"):
+        return LOUDNESS_OFFSET_DB + 10.0 * np.log10(mean_square)
+
+
+def _hops_per(window_s: float) -> int:
+    return int(round(window_s / HOP_S))
+
+
+def _prepared_energy(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    check_meter_audio(audio, sample_rate)
+    if audio.shape[1] == 0:
+        return np.zeros(0), np.zeros(0)
+    return _hop_energy(_k_weighted64(audio, int(sample_rate)), int(sample_rate))
+
+
+def momentary_lufs(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Momentary loudness (EBU Tech 3341): 400 ms windows every 100 ms, LUFS, shape ``(windows,)``.
+
+    Value ``k`` covers ``[k * 0.1 s, k * 0.1 s + 0.4 s)``; ``-inf`` where the
+    window is silent; empty for audio shorter than 400 ms.
+    """
+    energy, lengths = _prepared_energy(audio, sample_rate)
+    return _window_lufs(energy, lengths, _hops_per(BLOCK_S))
+
+
+def short_term_lufs(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Short-term loudness (EBU Tech 3341): 3 s windows every 100 ms, LUFS, shape ``(windows,)``.
+
+    Value ``k`` covers ``[k * 0.1 s, k * 0.1 s + 3 s)``; ``-inf`` where the
+    window is silent; empty for audio shorter than 3 s.
+    """
+    energy, lengths = _prepared_energy(audio, sample_rate)
+    return _window_lufs(energy, lengths, _hops_per(SHORT_TERM_S))
+
+
+def loudness_range_from_short_term(short_term: np.ndarray) -> float:
+    """EBU Tech 3342 loudness range in LU from short-term loudness values (LUFS, 10 Hz).
+
+    Absolute gate -70 LUFS, relative gate 20 LU below the energy mean of the
+    absolutely gated values, then the 95th minus the 10th percentile (nearest
+    rank, as the Tech 3342 reference code). 0.0 when no value passes the gates.
+    """
+    st = np.asarray(short_term, dtype=np.float64)
+    st = st[st >= ABSOLUTE_GATE_LUFS]
+    if st.size == 0:
+        return 0.0
+    mean_lufs = 10.0 * np.log10(np.mean(10.0 ** (st / 10.0)))
+    st = np.sort(st[st >= mean_lufs + LRA_RELATIVE_GATE_LU])
+    if st.size == 0:  # pragma: no cover - the loudest value always passes
+        return 0.0
+    last = st.size - 1
+    low = st[int(math.floor(last * LRA_LOW_PERCENTILE / 100.0 + 0.5))]
+    high = st[int(math.floor(last * LRA_HIGH_PERCENTILE / 100.0 + 0.5))]
+    return float(high - low)
+
+
+def loudness_range_lu(audio: np.ndarray, sample_rate: int) -> float:
+    """Loudness range (EBU Tech 3342) of ``audio`` shaped ``(channels, samples)``, in LU.
+
+    Uses the short-term values of ``short_term_lufs`` (3 s every 100 ms).
+    0.0 for audio shorter than 3 s or entirely below -70 LUFS.
+    """
+    return loudness_range_from_short_term(short_term_lufs(audio, sample_rate))
+
+
+def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness (ITU-R BS.1770-4, gated) of ``audio`` shaped ``(channels, samples)``, in LUFS.
+
+    Measured by ``pyloudnorm.Meter(sample_rate)`` (400 ms blocks, 75 % overlap,
+    -70 LUFS absolute and -10 LU relative gates). Returns ``-inf`` for silence,
+    for audio entirely below the absolute gate, and for audio shorter than one
+    400 ms block (BS.1770 defines no value for it; we do not zero-pad, which
+    would lower the reading). Prints no warnings.
+    """
+    check_meter_audio(audio, sample_rate)
+    return _integrated_lufs(audio, int(sample_rate))
+
+
+def _integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
+    import pyloudnorm  # imported here: it is only needed for this meter
+
+    if audio.shape[1] < math.ceil(BLOCK_S * sample_rate) or not np.any(audio):
+        return float("-inf")
+    data = np.ascontiguousarray(audio.T, dtype=np.float64)  # pyloudnorm wants (samples, channels)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # pyloudnorm warns on clipping and on empty gates
+        value = float(pyloudnorm.Meter(sample_rate).integrated_loudness(data))
+    if math.isnan(value):  # defensive: nothing passed the gates
+        return float("-inf")
+    return value

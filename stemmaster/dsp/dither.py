@@ -1,0 +1,40 @@
+"""Word-length reduction with TPDF dither, for writing 16- or 24-bit PCM."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stemmaster.errors import AudioError, SettingsError
+
+DITHERS = ("tpdf", "none")
+
+
+def lsb(bit_depth: int) -> float:
+    """The size of one least-significant bit at ``bit_depth``, full scale 1.0."""
+    return 2.0 ** -(bit_depth - 1)
+
+
+def quantize(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: int = 0) -> np.ndarray:
+    """Round ``audio`` onto the ``bit_depth`` integer grid, returned as float32 of the same shape.
+
+    Values are ``k * 2**-(bit_depth-1)`` for integers ``k`` in
+    ``[-2**(bit_depth-1), 2**(bit_depth-1) - 1]``, which float32 holds exactly
+    up to 24 bits, so ``soundfile`` writes exactly these values as PCM_16 or
+    PCM_24. ``dither="tpdf"`` adds, before rounding, the sum of two
+    independent uniform(-0.5, 0.5) LSB values (triangular, ±1 LSB peak): the
+    error is then signal-independent noise of mean 0 and variance LSB²/4.
+    ``dither="none"`` only rounds. The same ``seed`` gives the same output.
+    """
+    if isinstance(bit_depth, bool) or not isinstance(bit_depth, (int, np.integer)) or not 2 <= bit_depth <= 24:
+        raise SettingsError(f"quantize.bit_depth = {bit_depth!r} is not an integer from 2 to 24")
+    if dither not in DITHERS:
+        raise SettingsError(f"quantize.dither = {dither!r} is not one of {', '.join(DITHERS)}")
+    scale = 2.0 ** (int(bit_depth) - 1)
+    x = np.asarray(audio, dtype=np.float64) * scale
+    if not np.all(np.isfinite(x)):
+        raise AudioError("cannot quantize audio containing NaN or infinity")
+    if dither == "tpdf":
+        rng = np.random.default_rng(seed)
+        x = x + (rng.random(x.shape) - 0.5) + (rng.random(x.shape) - 0.5)
+    q = np.clip(np.rint(x), -scale, scale - 1.0)
+    return (q / scale).astype(np.float32)

@@ -1,0 +1,269 @@
+"""The ``stemmaster`` command line.
+
+User errors (``StemmasterError``) print one line on stderr and exit 1; Ctrl-C
+exits 130 after the job has cleaned up. Heavy modules are imported inside the
+commands so ``stemmaster --help`` stays quick and imports neither torch nor textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from stemmaster.errors import StemmasterError
+
+EXIT_USER_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _workspace(args):
+    from stemmaster.workspace import Workspace, default_workspace
+
+    return Workspace(Path(args.workspace) if args.workspace else default_workspace())
+
+
+def _settings_from_args(base, args):
+    """Apply --profile, --target-lufs, --ceiling-dbtp, --sample-rate to master settings."""
+    from dataclasses import replace
+
+    settings = base
+    if getattr(args, "profile", None):
+        settings = settings.with_profile(args.profile)
+    changes = {}
+    if getattr(args, "target_lufs", None) is not None:
+        changes["target_lufs"] = args.target_lufs
+    if getattr(args, "ceiling_dbtp", None) is not None:
+        changes["ceiling_dbtp"] = args.ceiling_dbtp
+    if changes:
+        # an explicit number is no longer the profile's
+        settings = settings.with_bus(profile=None, **changes)
+    if getattr(args, "sample_rate", None):
+        settings = replace(settings, export=replace(settings.export, sample_rate=args.sample_rate))
+    return settings
+
+
+def _print_master_summary(outcome, out=None) -> None:
+    out = out or sys.stdout
+    m = outcome.report["master"]
+    print(f"master: {m['integrated_lufs']:.1f} LUFS integrated, {m['true_peak_dbtp']:.2f} dBTP true peak, "
+          f"LRA {m['loudness_range_lu']:.1f} LU, PLR {m['plr_db']:.1f} dB "
+          f"(target {outcome.report['target_lufs']:.1f} LUFS, ceiling {outcome.report['ceiling_dbtp']:.1f} dBTP)",
+          file=out)
+    for f in outcome.master_files:
+        print(f"  {f}", file=out)
+    print(f"  {outcome.folder / 'report.md'}", file=out)
+
+
+def _run_with_progress(label, fn):
+    from stemmaster.progress import ProgressBar
+
+    bar = ProgressBar(label)
+    try:
+        return fn(bar)
+    finally:
+        bar.close()
+
+
+# -- commands ---------------------------------------------------------------
+
+def cmd_new(args) -> int:
+    ws = _workspace(args)
+    roles = dict(_parse_pair(r, "--role") for r in (args.role or []))
+    if args.render:
+        if roles:
+            raise StemmasterError("--role applies to --stems imports")
+        project = _run_with_progress("import", lambda p: ws.create_from_render(args.name, Path(args.render), progress=p))
+    else:
+        project = _run_with_progress("import", lambda p: ws.create_from_stems(
+            args.name, Path(args.stems), sample_rate=args.sample_rate, roles=roles or None, progress=p))
+    print(f"created project {project.name!r} in {ws.project_dir(project.name)} "
+          f"({project.source_kind}, {project.sample_rate} Hz, {len(project.stems)} stems)")
+    for s in project.stems:
+        print(f"  {s.name:<20} {s.role}")
+    return 0
+
+
+def _parse_pair(text: str, flag: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise StemmasterError(f"{flag} {text!r}: expected NAME=VALUE")
+    k, v = text.split("=", 1)
+    return k.strip(), v.strip()
+
+
+def cmd_list(args) -> int:
+    ws = _workspace(args)
+    entries = ws.list_entries()
+    if not entries:
+        print(f"no projects in {ws.root}")
+        return 0
+    print(f"{'project':<24} {'source':<7} {'stems':>5} {'renders':>7}  last master")
+    from stemmaster.errors import ProjectError
+
+    for name, project in entries:
+        if isinstance(project, ProjectError):
+            print(f"{name:<24} unreadable: {project}")
+            continue
+        last = project.renders[-1] if project.renders else None
+        last_txt = (f"{last.integrated_lufs:.1f} LUFS {last.true_peak_dbtp:.2f} dBTP ({last.profile or 'custom'})"
+                    if last else "-")
+        print(f"{project.name:<24} {project.source_kind:<7} {len(project.stems):>5} {len(project.renders):>7}  {last_txt}")
+    return 0
+
+
+def cmd_master(args) -> int:
+    from stemmaster.pipeline import project_settings, render_project
+
+    ws = _workspace(args)
+    project = ws.load(args.name)
+    if not project.stems:
+        raise StemmasterError(f"project {project.name!r} has no stems yet (a render project needs separation first)")
+    settings = _settings_from_args(project_settings(project), args)
+    render_id = ws.next_render_id(project)
+    outcome = _run_with_progress("master", lambda p: render_project(
+        project, ws.project_dir(project.name), settings, render_id, progress=p))
+    print(f"render {render_id} of {project.name!r}")
+    _print_master_summary(outcome)
+    return 0
+
+
+def cmd_report(args) -> int:
+    ws = _workspace(args)
+    project = ws.load(args.name)
+    if not project.renders:
+        raise StemmasterError(f"project {project.name!r} has no renders yet: run `stemmaster master {project.name}`")
+    record = project.renders[-1]
+    if args.render:
+        match = [r for r in project.renders if r.id == args.render]
+        if not match:
+            raise StemmasterError(f"project {project.name!r} has no render {args.render!r} "
+                                  f"(renders: {', '.join(r.id for r in project.renders)})")
+        record = match[0]
+    folder = ws.project_dir(project.name) / record.folder
+    name = "report.json" if args.json else "report.md"
+    path = folder / name
+    if not path.is_file():
+        raise StemmasterError(f"{path}: missing")
+    sys.stdout.write(path.read_text(encoding="utf-8"))
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from stemmaster.audio_io import read_audio
+    from stemmaster.meters.analysis import measure
+    from stemmaster.report import json_safe
+
+    audio, rate = read_audio(Path(args.file))
+    metrics = measure(audio, rate).to_dict()
+    if args.json:
+        print(json.dumps(json_safe({"file": str(args.file), **metrics}), indent=2))
+        return 0
+    print(args.file)
+    for key, value in metrics.items():
+        shown = "n/a" if value is None else (f"{value:.2f}" if isinstance(value, float) else value)
+        print(f"  {key:<22} {shown}")
+    return 0
+
+
+def cmd_remaster(args) -> int:
+    from stemmaster.remaster import remaster
+
+    src = Path(args.input)
+    outcome = _run_with_progress("remaster", lambda p: remaster(
+        src, Path(args.output), settings_transform=lambda s: _settings_from_args(s, args), progress=p))
+    print(f"remastered {src} -> {outcome.folder}")
+    _print_master_summary(outcome)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from stemmaster.demo_job import run_demo
+
+    ws = _workspace(args)
+    outcome = _run_with_progress("demo", lambda p: run_demo(
+        ws, Path(args.song_dir), duration_s=args.duration_s,
+        settings_transform=lambda s: _settings_from_args(s, args), progress=p))
+    print(f"demo song (stems and stereo sum) in {Path(args.song_dir).resolve()}")
+    print(f"project 'demo', render {outcome.report['render']}")
+    _print_master_summary(outcome)
+    return 0
+
+
+# -- parser -----------------------------------------------------------------
+
+def _add_master_options(p: argparse.ArgumentParser) -> None:
+    from stemmaster.profiles import PROFILES
+
+    p.add_argument("--profile", choices=list(PROFILES), help="release profile (target and ceiling)")
+    p.add_argument("--target-lufs", type=float, help="integrated loudness target, overrides the profile")
+    p.add_argument("--ceiling-dbtp", type=float, help="true-peak ceiling, overrides the profile")
+    p.add_argument("--sample-rate", type=int, help="output sample rate (default: the project's)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stemmaster", description="Stem-aware remastering workstation.")
+    parser.add_argument("--workspace", help="folder of projects (default: $STEMMASTER_WORKSPACE or ./projects)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("new", help="create a project from a stereo render or a folder of stems")
+    p.add_argument("name")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--render", metavar="FILE", help="a stereo render (WAV/FLAC/MP3/OGG)")
+    src.add_argument("--stems", metavar="DIR", help="a folder of stems (WAV/FLAC/AIFF/MP3/OGG)")
+    p.add_argument("--role", action="append", metavar="FILE=ROLE",
+                   help="override a stem's role (vocals, drums, bass, other); repeatable")
+    p.add_argument("--sample-rate", type=int, help="project sample rate (default: the stems' most common rate)")
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("list", help="list the projects in the workspace")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("master", help="render a master of a project")
+    p.add_argument("name")
+    _add_master_options(p)
+    p.set_defaults(func=cmd_master)
+
+    p = sub.add_parser("report", help="print the report of a project's latest (or a given) render")
+    p.add_argument("name")
+    p.add_argument("--render", help="render id, e.g. 002")
+    p.add_argument("--json", action="store_true", help="print report.json")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("analyze", help="loudness, true peak and stereo measures of any audio file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("remaster", help="one shot: a folder of stems to a master, report and stems in OUTDIR")
+    p.add_argument("input", help="a folder of stems")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    _add_master_options(p)
+    p.set_defaults(func=cmd_remaster)
+
+    p = sub.add_parser("demo", help="synthesise the demo song and master it")
+    p.add_argument("--song-dir", default="demo-song", help="where the demo stems and their sum are written")
+    p.add_argument("--duration-s", type=float, default=40.0, help="length of the demo song (10-60 s)")
+    _add_master_options(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except StemmasterError as exc:
+        print(f"stemmaster: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("stemmaster: interrupted; the job was stopped and nothing half-written was kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""The bus master: gain staging, tonal EQ, glue compression, true-peak limiting
+and loudness to a release target.
+
+Audio in and out is shaped ``(channels, samples)``. The chain is
+
+    mix -> staging gain (mix to ``staging_lufs``) -> ToneEQ -> GlueCompressor
+        -> drive gain -> TruePeakLimiter(ceiling_dbtp)
+
+The staging gain makes the compressor's threshold mean the same thing on every
+mix (like setting the input level of an analogue bus chain); the drive gain is
+searched so the limited output's integrated loudness lands within
+``tolerance_lu`` of ``target_lufs``. Only the drive changes between iterations,
+so the EQ and compressor run once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from stemmaster.dsp.compressor import GlueCompressor
+from stemmaster.dsp.eq import ToneEQ
+from stemmaster.dsp.limiter import TruePeakLimiter, detector_envelope
+from stemmaster.dsp.processor import check_range
+from stemmaster.errors import AudioError, Cancelled, SettingsError, StemmasterError
+from stemmaster.meters.loudness import integrated_lufs
+from stemmaster.meters.truepeak import true_peak_dbtp
+from stemmaster.profiles import DEFAULT_PROFILE, get_profile
+
+Progress = Callable[[float, str], None]
+CancelCheck = Callable[[], bool]
+
+MAX_ITERATIONS = 12
+MAX_DRIVE_DB = 36.0
+
+
+@dataclass(frozen=True)
+class BusSettings:
+    """Loudness and ceiling of the master; ``profile`` fills the two when set."""
+
+    profile: str | None = DEFAULT_PROFILE
+    target_lufs: float = -14.0
+    ceiling_dbtp: float = -1.0
+    staging_lufs: float = -18.0
+    tolerance_lu: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.profile is not None:
+            get_profile(self.profile)
+        check_range("bus", "target_lufs", self.target_lufs, -40.0, -3.0)
+        check_range("bus", "ceiling_dbtp", self.ceiling_dbtp, -20.0, 0.0)
+        check_range("bus", "staging_lufs", self.staging_lufs, -40.0, -6.0)
+        check_range("bus", "tolerance_lu", self.tolerance_lu, 0.01, 1.0)
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """What the render writes: bit depths of the WAV masters and the output rate."""
+
+    bit_depths: tuple[int, ...] = (24, 16)
+    sample_rate: int | None = None  # None keeps the project rate
+    dither: str = "tpdf"
+    dither_seed: int = 0
+
+    def __post_init__(self) -> None:
+        depths = tuple(int(b) for b in self.bit_depths)
+        if not depths or any(b not in (16, 24) for b in depths):
+            raise SettingsError(f"export.bit_depths = {list(self.bit_depths)} (allowed: 16, 24)")
+        object.__setattr__(self, "bit_depths", depths)
+        if self.sample_rate is not None and self.sample_rate not in (44100, 48000, 88200, 96000):
+            raise SettingsError(f"export.sample_rate = {self.sample_rate} (allowed 44100, 48000, 88200, 96000)")
+        if self.dither not in ("tpdf", "none"):
+            raise SettingsError(f"export.dither = {self.dither!r} (allowed: tpdf, none)")
+
+
+def default_compressor() -> GlueCompressor:
+    # Gentle bus glue: low ratio, slow attack that lets transients through,
+    # programme-like release. With the mix staged to -18 LUFS it works on the
+    # loud passages by 1-3 dB and leaves the quiet ones alone.
+    return GlueCompressor(threshold_db=-16.0, ratio=1.5, attack_ms=30.0, release_ms=250.0, knee_db=6.0, makeup_db=0.0)
+
+
+@dataclass(frozen=True)
+class MasterSettings:
+    """Every setting of the bus master, as recorded in the project and a render."""
+
+    bus: BusSettings = field(default_factory=BusSettings)
+    tone_eq: ToneEQ = field(default_factory=ToneEQ)
+    compressor_enabled: bool = True
+    glue_compressor: GlueCompressor = field(default_factory=default_compressor)
+    true_peak_limiter: TruePeakLimiter = field(default_factory=TruePeakLimiter)
+    export: ExportSettings = field(default_factory=ExportSettings)
+
+    # -- the project file -------------------------------------------------
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Settings as nested plain dicts (TOML-ready: no None values)."""
+        out: dict[str, dict[str, Any]] = {
+            "bus": {k: v for k, v in asdict(self.bus).items() if v is not None},
+            "tone_eq": self.tone_eq.settings(),
+            "glue_compressor": {"enabled": self.compressor_enabled, **self.glue_compressor.settings()},
+            "true_peak_limiter": {k: v for k, v in self.true_peak_limiter.settings().items() if k != "ceiling_dbtp"},
+            "export": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.export).items() if v is not None},
+        }
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, dict[str, Any]]) -> "MasterSettings":
+        """Build from (possibly partial) nested dicts; unknown sections or keys raise SettingsError."""
+        known = {"bus", "tone_eq", "glue_compressor", "true_peak_limiter", "export"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SettingsError(f"unknown master section(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        base = cls()
+        bus = _merge(BusSettings, base.bus, data.get("bus", {}), "bus")
+        eq = _merge(ToneEQ, base.tone_eq, data.get("tone_eq", {}), "tone_eq")
+        comp_data = dict(data.get("glue_compressor", {}))
+        enabled = comp_data.pop("enabled", base.compressor_enabled)
+        if not isinstance(enabled, bool):
+            raise SettingsError(f"glue_compressor.enabled = {enabled!r} (allowed: true, false)")
+        comp = _merge(GlueCompressor, base.glue_compressor, comp_data, "glue_compressor")
+        lim_data = dict(data.get("true_peak_limiter", {}))
+        if "ceiling_dbtp" in lim_data:
+            raise SettingsError("true_peak_limiter.ceiling_dbtp is set by bus.ceiling_dbtp")
+        lim = _merge(TruePeakLimiter, base.true_peak_limiter, lim_data, "true_peak_limiter")
+        exp_data = dict(data.get("export", {}))
+        if "bit_depths" in exp_data:
+            exp_data["bit_depths"] = tuple(exp_data["bit_depths"])
+        export = _merge(ExportSettings, base.export, exp_data, "export")
+        return cls(bus=bus, tone_eq=eq, compressor_enabled=enabled, glue_compressor=comp,
+                   true_peak_limiter=replace(lim, ceiling_dbtp=bus.ceiling_dbtp), export=export)
+
+    def with_profile(self, name: str) -> "MasterSettings":
+        """These settings with the target and ceiling of profile ``name``."""
+        p = get_profile(name)
+        return self.with_bus(profile=p.name, target_lufs=p.target_lufs, ceiling_dbtp=p.ceiling_dbtp)
+
+    def with_bus(self, **changes: Any) -> "MasterSettings":
+        bus = replace(self.bus, **changes)
+        return replace(self, bus=bus, true_peak_limiter=replace(self.true_peak_limiter, ceiling_dbtp=bus.ceiling_dbtp))
+
+
+def _merge(cls, base, values: dict[str, Any], section: str):
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise SettingsError(f"{section}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+    return replace(base, **values)
+
+
+@dataclass
+class MasterResult:
+    """The mastered audio ``(channels, samples)`` float64 and what was done to reach it."""
+
+    audio: np.ndarray
+    sample_rate: int
+    staging_gain_db: float
+    drive_gain_db: float
+    integrated_lufs: float
+    true_peak_dbtp: float
+    limiter_max_reduction_db: float
+    compressor_max_reduction_db: float
+    iterations: int
+    log: list[str]
+
+
+def _db(x: float) -> float:
+    return 20.0 * math.log10(x) if x > 0 else float("-inf")
+
+
+def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
+               progress: Progress | None = None, cancel: CancelCheck | None = None) -> MasterResult:
+    """Master ``mix`` (``(channels, samples)`` float) to the settings' target and ceiling.
+
+    Raises AudioError for silent or too-short input, Cancelled when ``cancel()`` turns true.
+    """
+    report = progress or (lambda f, m: None)
+    is_cancelled = cancel or (lambda: False)
+    mix = np.asarray(mix, dtype=np.float64)
+    if mix.ndim != 2 or mix.shape[1] == 0:
+        raise AudioError(f"the mix must be shaped (channels, samples) and not empty, got {mix.shape}")
+    if not np.all(np.isfinite(mix)):
+        raise AudioError("the mix contains NaN or Inf samples")
+    bus = settings.bus
+    log: list[str] = []
+
+    mix_lufs = integrated_lufs(mix, sample_rate)
+    if not math.isfinite(mix_lufs):
+        raise AudioError("the mix is silent (or shorter than 0.4 s): there is nothing to master")
+    staging_db = bus.staging_lufs - mix_lufs
+    x = mix * 10.0 ** (staging_db / 20.0)
+    log.append(f"staging gain {staging_db:+.2f} dB (mix {mix_lufs:.2f} LUFS -> {bus.staging_lufs:.1f} LUFS)")
+    report(0.05, "tonal EQ")
+
+    x = settings.tone_eq.process(x, sample_rate)
+    comp_max_db = 0.0
+    if settings.compressor_enabled:
+        report(0.15, "glue compressor")
+        comp_gain_db = settings.glue_compressor.gain_db(x, sample_rate)
+        comp_max_db = float(max(0.0, settings.glue_compressor.makeup_db - comp_gain_db.min()))
+        x = x * 10.0 ** (comp_gain_db / 20.0)
+        log.append(f"glue compressor: up to {comp_max_db:.2f} dB gain reduction")
+    if is_cancelled():
+        raise Cancelled("mastering cancelled")
+
+    limiter = replace(settings.true_peak_limiter, ceiling_dbtp=bus.ceiling_dbtp)
+    pre_lufs = integrated_lufs(x, sample_rate)
+    envelope = detector_envelope(x)  # linear in the drive: measured once for every pass
+    drive = bus.target_lufs - pre_lufs  # first guess: as if the limiter took nothing
+    tried: list[tuple[float, float]] = []
+    best: tuple[float, float, np.ndarray, np.ndarray] | None = None
+    for it in range(1, MAX_ITERATIONS + 1):
+        if is_cancelled():
+            raise Cancelled("mastering cancelled")
+        report(0.25 + 0.7 * min(it, 6) / 6.0, f"limiter and loudness, pass {it}")
+        drive_lin = 10.0 ** (drive / 20.0)
+        driven = x * drive_lin
+        gain = limiter.gain(driven, sample_rate, envelope=envelope * drive_lin)
+        y = driven * gain
+        lufs = integrated_lufs(y, sample_rate)
+        tried.append((drive, lufs))
+        err = bus.target_lufs - lufs
+        if best is None or abs(err) < abs(bus.target_lufs - best[1]):
+            best = (drive, lufs, y, gain)
+        log.append(f"pass {it}: drive {drive:+.2f} dB -> {lufs:.2f} LUFS")
+        if abs(err) <= bus.tolerance_lu * 0.5:
+            break
+        drive = _next_drive(tried, bus.target_lufs)
+        if drive > MAX_DRIVE_DB:
+            raise StemmasterError(
+                f"cannot reach {bus.target_lufs} LUFS under {bus.ceiling_dbtp} dBTP: it would take more than "
+                f"{MAX_DRIVE_DB:.0f} dB of drive into the limiter; choose a lower target")
+    assert best is not None
+    drive, lufs, y, gain = best
+    if abs(bus.target_lufs - lufs) > bus.tolerance_lu:
+        raise StemmasterError(
+            f"loudness search ended at {lufs:.2f} LUFS, not within {bus.tolerance_lu} LU of {bus.target_lufs} LUFS")
+    tp = true_peak_dbtp(y, sample_rate)
+    report(1.0, "bus master done")
+    return MasterResult(
+        audio=y, sample_rate=sample_rate, staging_gain_db=staging_db, drive_gain_db=drive,
+        integrated_lufs=lufs, true_peak_dbtp=tp,
+        limiter_max_reduction_db=float(-_db(float(gain.min()))) if gain.size else 0.0,
+        compressor_max_reduction_db=comp_max_db, iterations=len(tried), log=log,
+    )
+
+
+def _next_drive(tried: list[tuple[float, float]], target_lufs: float) -> float:
+    """Secant step on loudness(drive), which rises monotonically with slope in (0, 1]."""
+    d1, l1 = tried[-1]
+    err = target_lufs - l1
+    slope = 1.0
+    if len(tried) >= 2:
+        d0, l0 = tried[-2]
+        if abs(d1 - d0) > 1e-6:
+            slope = (l1 - l0) / (d1 - d0)
+    slope = min(1.0, max(0.05, slope))
+    step = max(-12.0, min(12.0, err / slope))
+    return d1 + step

@@ -1,0 +1,244 @@
+"""The stem-to-master pipeline: one entry point that the CLI and the TUI both call.
+
+Stages: ``load_stems`` -> ``mix_stems`` (per-stem gain, mute, solo) ->
+``master_bus`` -> ``export_masters`` -> ``analyse`` -> report. Every render is
+written into a temporary folder and renamed into place only when complete, so a
+failed or cancelled render leaves no partial folder and never touches earlier
+renders. Audio is ``(channels, samples)`` float32 throughout.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import tomli_w
+
+from stemmaster.atomic import atomic_write_text, sha256_file
+from stemmaster.audio_io import read_audio, resample, write_audio
+from stemmaster.dsp.dither import quantize
+from stemmaster.errors import AudioError, Cancelled, ProjectError
+from stemmaster.master import MasterResult, MasterSettings, master_bus
+from stemmaster.meters.analysis import measure
+from stemmaster.meters.loudness import integrated_lufs
+from stemmaster.meters.truepeak import true_peak_dbtp
+from stemmaster.project import Project, RenderRecord, Stem, save_project
+from stemmaster.report import REPORT_SCHEMA, report_json, report_markdown
+
+Progress = Callable[[float, str], None]
+CancelCheck = Callable[[], bool]
+
+
+def _noop(fraction: float, message: str) -> None:
+    return None
+
+
+@dataclass
+class StemAudio:
+    """One stem's audio ``(2, samples)`` float32 with its mix settings."""
+
+    name: str
+    role: str
+    audio: np.ndarray
+    gain_db: float = 0.0
+    mute: bool = False
+    solo: bool = False
+
+
+@dataclass
+class RenderOutcome:
+    """What a render wrote and measured; ``folder`` holds every file."""
+
+    folder: Path
+    report: dict[str, Any]
+    master_files: list[Path]
+    result: MasterResult
+
+
+def _sub(progress: Progress, lo: float, hi: float) -> Progress:
+    return lambda f, m: progress(lo + (hi - lo) * max(0.0, min(1.0, f)), m)
+
+
+def mix_stems(stems: list[StemAudio]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Apply gain, mute and solo; return the sum and each stem as it enters the sum."""
+    if not stems:
+        raise AudioError("there are no stems to mix")
+    length = {s.audio.shape[1] for s in stems}
+    if len(length) != 1:
+        raise AudioError(f"stems differ in length ({sorted(length)} samples); re-import them")
+    soloed = any(s.solo for s in stems)
+    processed: dict[str, np.ndarray] = {}
+    mix = np.zeros_like(stems[0].audio, dtype=np.float64)
+    for s in stems:
+        audible = (not s.mute) and (s.solo or not soloed)
+        out = s.audio.astype(np.float64) * (10.0 ** (s.gain_db / 20.0) if audible else 0.0)
+        processed[s.name] = out.astype(np.float32)
+        mix += out
+    return mix, processed
+
+
+def export_masters(result: MasterResult, folder: Path, settings: MasterSettings,
+                   stem_name: str = "master") -> list[tuple[Path, str]]:
+    """Write the master at each bit depth with dither; return (path, subtype) pairs.
+
+    The written files are read back and their true peak checked against the
+    ceiling, so quantisation and dither can never carry a master over it.
+    """
+    written = []
+    ceiling = settings.bus.ceiling_dbtp
+    for bits in settings.export.bit_depths:
+        audio = result.audio
+        for attempt in range(3):
+            q = quantize(audio, bits, dither=settings.export.dither, seed=settings.export.dither_seed)
+            tp = true_peak_dbtp(q, result.sample_rate)
+            if tp <= ceiling:
+                break
+            audio = audio * 10.0 ** ((ceiling - tp - 0.001) / 20.0)  # trim the dither's overshoot
+        path = folder / f"{stem_name}_{bits}bit.wav"
+        subtype = f"PCM_{bits}"
+        write_audio(path, q, result.sample_rate, subtype=subtype)
+        written.append((path, subtype))
+    return written
+
+
+def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSettings, folder: Path, *,
+                 title: str, render_id: str, progress: Progress | None = None,
+                 cancel: CancelCheck | None = None) -> RenderOutcome:
+    """Mix, master, export and report ``stems`` into ``folder`` (which must exist and be empty)."""
+    progress = progress or _noop
+    is_cancelled = cancel or (lambda: False)
+
+    def check() -> None:
+        if is_cancelled():
+            raise Cancelled("render cancelled; nothing was written")
+
+    progress(0.0, "mixing stems")
+    mix, processed = mix_stems(stems)
+    rate = sample_rate
+    if settings.export.sample_rate and settings.export.sample_rate != sample_rate:
+        rate = settings.export.sample_rate
+        mix = resample(mix.astype(np.float32), sample_rate, rate).astype(np.float64)
+        processed = {k: resample(v, sample_rate, rate) for k, v in processed.items()}
+    check()
+    result = master_bus(mix, rate, settings, progress=_sub(progress, 0.05, 0.75), cancel=cancel)
+    check()
+    progress(0.78, "writing masters")
+    masters = export_masters(result, folder, settings)
+    files = [{"path": p.name, "role": "master", "format": "WAV", "subtype": st} for p, st in masters]
+    stems_dir = folder / "stems"
+    stems_dir.mkdir()
+    for name, audio in processed.items():
+        check()
+        path = stems_dir / f"{name}.wav"
+        write_audio(path, audio, rate, subtype="FLOAT")
+        files.append({"path": f"stems/{name}.wav", "role": "stem", "format": "WAV", "subtype": "FLOAT"})
+    check()
+    progress(0.88, "measuring")
+    master_audio, _ = read_audio(masters[0][0])
+    stem_rows = []
+    by_name = {s.name: s for s in stems}
+    for name, audio in processed.items():
+        s = by_name[name]
+        stem_rows.append({
+            "name": name, "role": s.role, "gain_db": s.gain_db, "mute": s.mute, "solo": s.solo,
+            "integrated_lufs": integrated_lufs(audio, rate), "true_peak_dbtp": true_peak_dbtp(audio, rate),
+        })
+    report: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "project": title,
+        "render": render_id,
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "profile": settings.bus.profile,
+        "target_lufs": settings.bus.target_lufs,
+        "ceiling_dbtp": settings.bus.ceiling_dbtp,
+        "sample_rate": rate,
+        "master": measure(master_audio, rate).to_dict(),
+        "mix": measure(mix, rate).to_dict(),
+        "stems": stem_rows,
+        "processing": {
+            "staging_gain_db": result.staging_gain_db,
+            "drive_gain_db": result.drive_gain_db,
+            "compressor_max_reduction_db": result.compressor_max_reduction_db,
+            "limiter_max_reduction_db": result.limiter_max_reduction_db,
+            "iterations": result.iterations,
+            "log": result.log,
+        },
+        "settings": settings.to_dict(),
+        "files": files,
+    }
+    check()
+    progress(0.97, "writing report")
+    files.append({"path": "report.json", "role": "report", "format": "JSON", "subtype": "UTF-8"})
+    files.append({"path": "report.md", "role": "report", "format": "Markdown", "subtype": "UTF-8"})
+    files.append({"path": "settings.toml", "role": "settings", "format": "TOML", "subtype": "UTF-8"})
+    atomic_write_text(folder / "settings.toml", tomli_w.dumps({
+        "master": settings.to_dict(),
+        "stems": [{"name": s.name, "role": s.role, "gain_db": s.gain_db, "mute": s.mute, "solo": s.solo} for s in stems],
+    }))
+    atomic_write_text(folder / "report.md", report_markdown(report))
+    atomic_write_text(folder / "report.json", report_json(report))
+    progress(1.0, "done")
+    return RenderOutcome(folder=folder, report=report, master_files=[p for p, _ in masters], result=result)
+
+
+def load_stems(project: Project, project_dir: Path) -> list[StemAudio]:
+    """Read the project's working stems (``stems/*.wav`` at the project rate)."""
+    out = []
+    for s in project.stems:
+        audio, rate = read_audio(project_dir / s.path)
+        if rate != project.sample_rate:
+            raise ProjectError(f"{project_dir / s.path}: {rate} Hz, but the project is at {project.sample_rate} Hz")
+        if audio.shape[0] == 1:
+            audio = np.repeat(audio, 2, axis=0)
+        out.append(StemAudio(s.name, s.role, audio, s.gain_db, s.mute, s.solo))
+    if not out:
+        raise ProjectError(f"project {project.name!r} has no stems yet")
+    return out
+
+
+def project_settings(project: Project) -> MasterSettings:
+    """The project's recorded master settings (defaults where nothing is recorded)."""
+    return MasterSettings.from_dict(project.master)
+
+
+def render_project(project: Project, project_dir: Path, settings: MasterSettings, render_id: str, *,
+                   progress: Progress | None = None, cancel: CancelCheck | None = None) -> RenderOutcome:
+    """Render ``project`` into ``renders/<render_id>``, record it and save the project.
+
+    The settings are recorded in the project before the render and the render
+    lands atomically: on any failure the temporary folder is removed and the
+    earlier renders and the project file stay as they were.
+    """
+    renders = project_dir / "renders"
+    renders.mkdir(exist_ok=True)
+    final = renders / render_id
+    if final.exists():
+        raise ProjectError(f"{final} already exists; refusing to overwrite a render")
+    tmp = renders / f".tmp-{render_id}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        stems = load_stems(project, project_dir)
+        outcome = render_stems(stems, project.sample_rate, settings, tmp, title=project.name,
+                               render_id=render_id, progress=progress, cancel=cancel)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    outcome.folder = final
+    outcome.master_files = [final / p.name for p in outcome.master_files]
+    m = outcome.report["master"]
+    project.master = settings.to_dict()
+    project.renders.append(RenderRecord(
+        id=render_id, created=outcome.report["created"], profile=settings.bus.profile,
+        target_lufs=settings.bus.target_lufs, ceiling_dbtp=settings.bus.ceiling_dbtp,
+        integrated_lufs=float(m["integrated_lufs"]), true_peak_dbtp=float(m["true_peak_dbtp"]),
+        folder=f"renders/{render_id}"))
+    save_project(project, project_dir)
+    return outcome

@@ -1,0 +1,66 @@
+"""One-shot remastering: a folder of stems to a master, a report and the processed stems.
+
+Everything is rendered into a temporary folder inside OUTDIR and moved into
+place only when complete, so a failed run leaves an earlier result in OUTDIR as
+it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from stemmaster.errors import StemmasterError
+from stemmaster.master import MasterSettings
+from stemmaster.pipeline import Progress, RenderOutcome, StemAudio, _sub, render_stems
+from stemmaster.audio_io import read_audio
+from stemmaster.stem_import import import_stems
+
+
+def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSettings], MasterSettings] | None = None,
+             progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> RenderOutcome:
+    """Master the stems in folder ``src`` into ``outdir`` (created if needed)."""
+    progress = progress or (lambda f, m: None)
+    if not src.exists():
+        raise StemmasterError(f"{src}: no such file or folder")
+    if not src.is_dir():
+        raise StemmasterError(
+            f"{src}: a single stereo file needs source separation, which this version does not have yet; "
+            "pass a folder of stems")
+    settings = MasterSettings()
+    if settings_transform:
+        settings = settings_transform(settings)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StemmasterError(f"{outdir}: cannot create the output folder ({exc.strerror})") from None
+    with tempfile.TemporaryDirectory(prefix=".stemmaster-import-", dir=outdir) as work:
+        work_dir = Path(work)
+        rate, _sources, stems = import_stems(src, work_dir / "project", progress=_sub(progress, 0.0, 0.2))
+        audio_stems = []
+        for s in stems:
+            audio, _ = read_audio(work_dir / "project" / s.path)
+            audio_stems.append(StemAudio(s.name, s.role, audio))
+        render_dir = work_dir / "render"
+        render_dir.mkdir()
+        outcome = render_stems(audio_stems, rate, settings, render_dir, title=src.name, render_id="remaster",
+                               progress=_sub(progress, 0.2, 1.0), cancel=cancel)
+        _move_into(render_dir, outdir)
+    outcome.folder = outdir
+    outcome.master_files = [outdir / p.name for p in outcome.master_files]
+    return outcome
+
+
+def _move_into(src_dir: Path, dest: Path) -> None:
+    """Move every file of ``src_dir`` into ``dest`` (same file system), replacing same-named files."""
+    for path in sorted(src_dir.rglob("*")):
+        if path.is_dir():
+            continue
+        target = dest / path.relative_to(src_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(path, target)

@@ -1,0 +1,83 @@
+"""The render report: ``report.json`` (stable keys, units in the names) and ``report.md``."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+REPORT_SCHEMA = "stemmaster.report/1"
+
+
+def json_safe(value: Any) -> Any:
+    """Replace non-finite floats with None, recursively, so the JSON is standard."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def report_json(report: dict[str, Any]) -> str:
+    return json.dumps(json_safe(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{(' ' + unit) if unit else ''}"
+    return f"{value}{(' ' + unit) if unit else ''}"
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """A short engineer's note of one render."""
+    m = report["master"]
+    mix = report["mix"]
+    proc = report["processing"]
+    lines = [
+        f"# {report['project']} — render {report['render']}",
+        "",
+        f"Profile **{report['profile'] or 'custom'}**: target {_fmt(report['target_lufs'], 'LUFS')}, "
+        f"ceiling {_fmt(report['ceiling_dbtp'], 'dBTP')}. Rendered {report['created']}.",
+        "",
+        "## Master",
+        "",
+        "| measure | before (stem sum) | master |",
+        "|---|---|---|",
+    ]
+    rows = [
+        ("integrated loudness", "integrated_lufs", "LUFS"),
+        ("short-term max", "short_term_max_lufs", "LUFS"),
+        ("loudness range", "loudness_range_lu", "LU"),
+        ("sample peak", "sample_peak_dbfs", "dBFS"),
+        ("true peak (4x)", "true_peak_dbtp", "dBTP"),
+        ("PLR", "plr_db", "dB"),
+        ("crest factor", "crest_factor_db", "dB"),
+        ("stereo correlation", "stereo_correlation", ""),
+    ]
+    for label, key, unit in rows:
+        digits = 2 if key in ("true_peak_dbtp", "stereo_correlation", "sample_peak_dbfs") else 1
+        lines.append(f"| {label} | {_fmt(mix.get(key), unit, digits)} | {_fmt(m.get(key), unit, digits)} |")
+    lines += [
+        "",
+        "## What was done",
+        "",
+        f"- Staging gain {proc['staging_gain_db']:+.1f} dB, glue compression up to "
+        f"{proc['compressor_max_reduction_db']:.1f} dB, limiter drive {proc['drive_gain_db']:+.1f} dB with up to "
+        f"{proc['limiter_max_reduction_db']:.1f} dB of gain reduction ({proc['iterations']} loudness passes).",
+    ]
+    if proc["limiter_max_reduction_db"] > 6.0:
+        lines.append(f"- The limiter works hard ({proc['limiter_max_reduction_db']:.1f} dB at most): "
+                     "expect flattened transients; a lower target would keep more punch.")
+    lines += ["", "## Stems", "", "| stem | role | gain | loudness | true peak |", "|---|---|---|---|---|"]
+    for s in report["stems"]:
+        state = "muted" if s["mute"] else _fmt(s["gain_db"], "dB")
+        lines.append(f"| {s['name']} | {s['role']} | {state} | {_fmt(s['integrated_lufs'], 'LUFS')} | "
+                     f"{_fmt(s['true_peak_dbtp'], 'dBTP', 2)} |")
+    lines += ["", "## Files", ""]
+    for f in report["files"]:
+        lines.append(f"- `{f['path']}` ({f['role']}, {f['format']} {f['subtype']})")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,42 @@
+"""Shared helpers for tests: paths of the shared corpus, ffmpeg measurement."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus"
+
+
+def corpus_path(*parts: str) -> Path:
+    """A path in ../shared/corpus; the test is skipped when it is absent."""
+    path = CORPUS.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared corpus not present: {path}")
+    return path
+
+
+def need_ffmpeg() -> str:
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        pytest.skip("ffmpeg not installed (.ci/run installs it)")
+    return exe
+
+
+def ffmpeg_ebur128(path: Path) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) of a file, measured by ffmpeg's ebur128 filter."""
+    exe = need_ffmpeg()
+    proc = subprocess.run(
+        [exe, "-hide_banner", "-nostats", "-i", str(path), "-filter_complex", "ebur128=peak=true", "-f", "null", "-"],
+        capture_output=True, text=True, check=True)
+    text = proc.stderr
+    summary = text[text.rfind("Summary:"):]
+    integrated = float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary).group(1))
+    peak = float(re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary).group(1))
+    return integrated, peak

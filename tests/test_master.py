@@ -1,0 +1,81 @@
+"""The bus master on known signals: loudness to target, true peak under the ceiling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stemmaster.demo import demo_mix, make_demo_stems
+from stemmaster.errors import AudioError, SettingsError
+from stemmaster.master import MasterSettings, master_bus
+from stemmaster.meters.loudness import integrated_lufs
+from stemmaster.meters.truepeak import true_peak_dbtp
+from stemmaster.profiles import PROFILES, get_profile
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return demo_mix(make_demo_stems(sample_rate=SR, duration_s=15.0)).astype(np.float64)
+
+
+@pytest.mark.parametrize("profile", ["spotify", "apple", "club", "ebu-r128"])
+def test_demo_reaches_target_under_ceiling(demo, profile):
+    settings = MasterSettings().with_profile(profile)
+    p = get_profile(profile)
+    result = master_bus(demo, SR, settings)
+    assert abs(integrated_lufs(result.audio, SR) - p.target_lufs) <= 0.1
+    assert true_peak_dbtp(result.audio, SR) <= p.ceiling_dbtp
+    assert result.audio.shape == demo.shape
+
+
+def _ceiling_case(signal: np.ndarray, target_lufs: float, ceiling_dbtp: float):
+    settings = MasterSettings().with_bus(profile=None, target_lufs=target_lufs, ceiling_dbtp=ceiling_dbtp)
+    result = master_bus(signal, SR, settings)
+    return result, true_peak_dbtp(result.audio, SR)
+
+
+def test_clipped_square_wave_stays_under_ceiling():
+    t = np.arange(5 * SR) / SR
+    square = np.clip(4.0 * np.sign(np.sin(2 * np.pi * 110 * t)), -1, 1) * 0.9
+    x = np.vstack([square, square])
+    result, tp = _ceiling_case(x, -10.0, -1.0)
+    assert tp <= -1.0
+    assert abs(result.integrated_lufs + 10.0) <= 0.1
+
+
+def test_intersample_peak_tone_stays_under_ceiling():
+    # fs/4 sine at 45 degrees: samples at +-0.707 of the amplitude, true peak 3 dB above the sample peak.
+    n = 5 * SR
+    tone = np.sin(2 * np.pi * 0.25 * np.arange(n) + np.pi / 4)
+    x = np.vstack([tone, tone]) * 0.99 / np.sqrt(0.5)  # sample peak -0.09 dBFS, true peak +2.9 dBTP
+    assert true_peak_dbtp(x, SR) > 2.5  # the input really has inter-sample overs
+    result, tp = _ceiling_case(x, -8.0, -0.1)
+    assert tp <= -0.1
+
+
+def test_silence_is_refused():
+    with pytest.raises(AudioError, match="silent"):
+        master_bus(np.zeros((2, SR * 2)), SR, MasterSettings())
+
+
+def test_settings_round_trip_and_validation():
+    s = MasterSettings().with_profile("club")
+    assert MasterSettings.from_dict(s.to_dict()) == s
+    with pytest.raises(SettingsError, match="bus.ceiling_dbtp"):
+        MasterSettings().with_bus(ceiling_dbtp=0.5)
+    with pytest.raises(SettingsError, match="unknown setting"):
+        MasterSettings.from_dict({"bus": {"loudness": -14}})
+    with pytest.raises(SettingsError, match="unknown master section"):
+        MasterSettings.from_dict({"reverb": {}})
+
+
+def test_every_profile_is_sane_and_cited():
+    for p in PROFILES.values():
+        assert -30 <= p.target_lufs <= -5 and -3 <= p.ceiling_dbtp <= 0
+        assert len(p.source) > 30
+    for name in ("spotify", "apple", "youtube", "tidal", "amazon", "soundcloud", "club", "ebu-r128"):
+        assert name in PROFILES
+    with pytest.raises(SettingsError, match="unknown profile"):
+        get_profile("vinyl-ish")

@@ -25,8 +25,8 @@ from stemmaster.dsp.dither import quantize
 from stemmaster.errors import AudioError, Cancelled, ProjectError
 from stemmaster.master import MasterResult, MasterSettings, master_bus
 from stemmaster.meters.analysis import measure
-from stemmaster.meters.loudness import integrated_lufs
-from stemmaster.meters.truepeak import true_peak_dbtp
+from stemmaster.meters.loudness import gated_loudness_lufs
+from stemmaster.meters.truepeak import interpolation_gain_bound, sample_peak_dbfs, true_peak_dbtp
 from stemmaster.project import Project, RenderRecord, Stem, save_project
 from stemmaster.report import REPORT_SCHEMA, report_json, report_markdown
 
@@ -86,19 +86,27 @@ def export_masters(result: MasterResult, folder: Path, settings: MasterSettings,
                    stem_name: str = "master") -> list[tuple[Path, str]]:
     """Write the master at each bit depth with dither; return (path, subtype) pairs.
 
-    The written files are read back and their true peak checked against the
-    ceiling, so quantisation and dither can never carry a master over it.
+    Quantisation and dither move each sample by at most a few LSB, which can
+    lift the true peak by at most that times the interpolator's tap sum; when
+    that bound could cross the ceiling, the quantised signal is measured and
+    trimmed, so a written master can never exceed it.
     """
     written = []
     ceiling = settings.bus.ceiling_dbtp
+    ceiling_lin = 10.0 ** (ceiling / 20.0)
+    bound = interpolation_gain_bound()
     for bits in settings.export.bit_depths:
         audio = result.audio
-        for attempt in range(3):
+        tp_lin = 10.0 ** (result.true_peak_dbtp / 20.0)
+        for _attempt in range(3):
             q = quantize(audio, bits, dither=settings.export.dither, seed=settings.export.dither_seed)
+            if tp_lin + bound * float(np.max(np.abs(q - audio))) <= ceiling_lin:
+                break
             tp = true_peak_dbtp(q, result.sample_rate)
             if tp <= ceiling:
                 break
             audio = audio * 10.0 ** ((ceiling - tp - 0.001) / 20.0)  # trim the dither's overshoot
+            tp_lin = 10.0 ** (true_peak_dbtp(audio, result.sample_rate) / 20.0)
         path = folder / f"{stem_name}_{bits}bit.wav"
         subtype = f"PCM_{bits}"
         write_audio(path, q, result.sample_rate, subtype=subtype)
@@ -146,7 +154,7 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
         s = by_name[name]
         stem_rows.append({
             "name": name, "role": s.role, "gain_db": s.gain_db, "mute": s.mute, "solo": s.solo,
-            "integrated_lufs": integrated_lufs(audio, rate), "true_peak_dbtp": true_peak_dbtp(audio, rate),
+            "integrated_lufs": gated_loudness_lufs(audio, rate), "sample_peak_dbfs": sample_peak_dbfs(audio),
         })
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,

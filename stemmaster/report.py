@@ -72,11 +72,11 @@ def report_markdown(report: dict[str, Any]) -> str:
     if proc["limiter_max_reduction_db"] > 6.0:
         lines.append(f"- The limiter works hard ({proc['limiter_max_reduction_db']:.1f} dB at most): "
                      "expect flattened transients; a lower target would keep more punch.")
-    lines += ["", "## Stems", "", "| stem | role | gain | loudness | true peak |", "|---|---|---|---|---|"]
+    lines += ["", "## Stems", "", "| stem | role | gain | loudness | sample peak |", "|---|---|---|---|---|"]
     for s in report["stems"]:
         state = "muted" if s["mute"] else _fmt(s["gain_db"], "dB")
         lines.append(f"| {s['name']} | {s['role']} | {state} | {_fmt(s['integrated_lufs'], 'LUFS')} | "
-                     f"{_fmt(s['true_peak_dbtp'], 'dBTP', 2)} |")
+                     f"{_fmt(s['sample_peak_dbfs'], 'dBFS', 2)} |")
     lines += ["", "## Files", ""]
     for f in report["files"]:
         lines.append(f"- `{f['path']}` ({f['role']}, {f['format']} {f['subtype']})")

@@ -383,3 +383,45 @@ def test_bad_input_raises_audio_error(audio, sr):
         measure(audio, sr)
     with pytest.raises(AudioError):
         integrated_lufs(audio, sr)
+
+
+# -- the fast gated meter against pyloudnorm ---------------------------------
+
+def _pyloudnorm(audio, sr):
+    import pyloudnorm
+
+    return pyloudnorm.Meter(sr).integrated_loudness(audio.T.astype(np.float64))
+
+
+@pytest.mark.parametrize("sr", [44100, 48000, 96000])
+def test_gated_loudness_matches_pyloudnorm(sr):
+    from stemmaster.demo import demo_mix, make_demo_stems
+    from stemmaster.meters.loudness import gated_loudness_lufs
+
+    rng = np.random.default_rng(5)
+    mix = demo_mix(make_demo_stems(sample_rate=sr, duration_s=12.0)).astype(np.float64)
+    quiet_then_loud = np.concatenate([rng.standard_normal((2, 3 * sr)) * 0.01, rng.standard_normal((2, 5 * sr)) * 0.3], axis=1)
+    for signal in (mix, quiet_then_loud, mix[:1]):
+        assert abs(gated_loudness_lufs(signal, sr) - _pyloudnorm(signal, sr)) <= 0.02
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("name, expected", [
+    ("seq-3341-1-16bit.wav", -23.0), ("seq-3341-2-16bit.wav", -33.0),
+    ("1770-2_Comp_AbsGateTest.wav", -69.5), ("1770-2_Comp_RelGateTest.wav", -10.0),
+])
+def test_gated_loudness_conformance(name, expected):
+    import soundfile as sf
+
+    from stemmaster.meters.loudness import gated_loudness_lufs
+    from tests.helpers import corpus_path
+
+    data, sr = sf.read(corpus_path("loudness", name), always_2d=True)
+    assert abs(gated_loudness_lufs(data.T, sr) - expected) <= 0.1
+
+
+def test_gated_loudness_of_silence_is_minus_inf():
+    from stemmaster.meters.loudness import gated_loudness_lufs
+
+    assert gated_loudness_lufs(np.zeros((2, 48000)), 48000) == float("-inf")
+    assert gated_loudness_lufs(np.zeros((2, 100)), 48000) == float("-inf")

@@ -8,10 +8,11 @@ a longer Kaiser-windowed sinc (81 taps, about 20 per phase: the filter
 accurately. The fixed-point headroom step of Annex 2 (-12.04 dB before,
 +12.04 dB after) is not needed in floating point.
 
-The peak search runs as a numba polyphase kernel that never stores the 4x
-signal, so it needs no more memory than the input and is about 3x faster than
-upsampling with ``resample_poly`` and taking the maximum (which it equals to
-rounding error; ``oversample_4x`` gives the upsampled signal itself).
+The peak search runs as a numba polyphase kernel in float32 that never
+stores the 4x signal, so it needs no more memory than the input and is about
+6x faster than upsampling with ``resample_poly`` and taking the maximum (which
+it equals within 3e-7 of full scale; ``oversample_4x`` gives the upsampled
+signal itself).
 
 Audio is shaped ``(channels, samples)``.
 """
@@ -64,28 +65,40 @@ def _polyphase(spec: Interpolator) -> tuple[np.ndarray, int]:
     for p in range(oversampling):
         c = taps[p::oversampling]
         phases[p, :c.size] = c
-    return np.ascontiguousarray(phases[:, ::-1]), half_len // oversampling
+    return np.ascontiguousarray(phases[:, ::-1], dtype=np.float32), half_len // oversampling
+
+
+_BLOCK = 1024  # output samples per block: the block's accumulators stay in L1
 
 
 @numba.njit(cache=True, parallel=True, fastmath=True)
 def _interval_peaks(xp: np.ndarray, taps: np.ndarray) -> np.ndarray:
     """``out[k]`` = max over phases p of |sum_j taps[p, j] * xp[k + j]| (interval [k, k+1)).
 
-    No bounds checks in the inner loop (``xp`` is padded); fastmath lets it
-    vectorise and changes results only by rounding.
+    Float32 (rounding error about 3e-7 of full scale, 3e-6 dB) and blocked so
+    the innermost loop runs over contiguous output samples and vectorises:
+    twice as fast as a float64 reduction over the taps. ``xp`` is padded, so
+    there are no bounds checks.
     """
     n_phase, n_tap = taps.shape
     n = xp.shape[0] - n_tap + 1
-    out = np.empty(n)
-    for k in numba.prange(n):
-        best = 0.0
+    out = np.empty(n, dtype=np.float32)
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        k0 = b * _BLOCK
+        m = min(_BLOCK, n - k0)
+        acc = np.empty(m, dtype=np.float32)
+        best = np.zeros(m, dtype=np.float32)
         for p in range(n_phase):
-            acc = 0.0
+            acc[:] = 0.0
             for j in range(n_tap):
-                acc += taps[p, j] * xp[k + j]
-            if abs(acc) > best:
-                best = abs(acc)
-        out[k] = best
+                t = taps[p, j]
+                for i in range(m):
+                    acc[i] += t * xp[k0 + i + j]
+            for i in range(m):
+                a = abs(acc[i])
+                if a > best[i]:
+                    best[i] = a
+        out[k0:k0 + m] = best
     return out
 
 
@@ -99,9 +112,12 @@ def _channel_peaks(audio: np.ndarray, spec: Interpolator) -> np.ndarray:
     if not np.isfinite(audio).all():  # the kernel runs with fastmath, which assumes no NaN
         raise AudioError("true peak: the audio contains NaN or infinite samples")
     taps, center = _polyphase(spec)
-    env = np.zeros(audio.shape[1])
+    n = audio.shape[1]
+    front = taps.shape[1] - 1 - center
+    env = np.zeros(n)
+    xp = np.zeros(front + n + center, dtype=np.float32)
     for ch in audio:
-        xp = np.concatenate([np.zeros(taps.shape[1] - 1 - center), np.asarray(ch, dtype=np.float64), np.zeros(center)])
+        xp[front:front + n] = ch
         np.maximum(env, _interval_peaks(xp, taps), out=env)
     return env
 
@@ -125,6 +141,13 @@ def true_peak_linear(audio: np.ndarray, spec: Interpolator = METER_INTERPOLATOR)
     """Largest absolute value of the oversampled signal (the 4x meter's by default) over all channels."""
     env = _channel_peaks(audio, spec)
     return float(env.max()) if env.size else 0.0
+
+
+def interpolation_gain_bound(spec: Interpolator = METER_INTERPOLATOR) -> float:
+    """The largest sum of absolute taps over the phases: a change of at most ``e``
+    per sample changes the true peak by at most ``e`` times this (triangle inequality)."""
+    taps, _ = _polyphase(spec)
+    return float(np.abs(taps).sum(axis=1).max())
 
 
 def true_peak_dbtp(audio: np.ndarray, sample_rate: int | None = None) -> float:

@@ -245,7 +245,7 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
     return MasterResult(
         audio=y, sample_rate=sample_rate, staging_gain_db=staging_db, drive_gain_db=drive,
         integrated_lufs=lufs, true_peak_dbtp=tp,
-        limiter_max_reduction_db=float(-_db(float(gain.min()))) if gain.size else 0.0,
+        limiter_max_reduction_db=max(0.0, -_db(float(gain.min()))) if gain.size else 0.0,
         compressor_max_reduction_db=comp_max_db, iterations=len(tried), log=log,
     )
 

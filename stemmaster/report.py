@@ -67,7 +67,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         "",
         f"- Staging gain {proc['staging_gain_db']:+.1f} dB, glue compression up to "
         f"{proc['compressor_max_reduction_db']:.1f} dB, limiter drive {proc['drive_gain_db']:+.1f} dB with up to "
-        f"{proc['limiter_max_reduction_db']:.1f} dB of gain reduction ({proc['iterations']} loudness passes).",
+        f"{proc['limiter_max_reduction_db']:.1f} dB of gain reduction "
+        f"({proc['iterations']} loudness pass{'es' if proc['iterations'] != 1 else ''}).",
     ]
     if proc["limiter_max_reduction_db"] > 6.0:
         lines.append(f"- The limiter works hard ({proc['limiter_max_reduction_db']:.1f} dB at most): "

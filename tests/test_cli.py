@@ -144,3 +144,17 @@ def test_console_script_imports_neither_torch_nor_textual():
     if exe.exists():
         proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, env={**os.environ})
         assert proc.returncode == 0 and "remaster" in proc.stdout
+
+
+def test_role_override_and_output_rate(tmp_path, song, capsys):
+    ws = tmp_path / "ws"
+    code, out, err = run(capsys, "--workspace", ws, "new", "roles", "--stems", song / "stems",
+                         "--role", "other.wav=vocals")
+    assert code == 0, err
+    assert [line.split() for line in out.splitlines() if line.strip().startswith("other")] == [["other", "vocals"]]
+    code, out, err = run(capsys, "--workspace", ws, "master", "roles", "--sample-rate", "48000")
+    assert code == 0, err
+    audio, rate = read_audio(ws / "roles" / "renders" / "001" / "master_24bit.wav")
+    assert rate == 48000
+    assert abs(audio.shape[1] / rate - 12.0) < 0.01
+    assert abs(integrated_lufs(audio, rate) + 14.0) <= 0.1 and true_peak_dbtp(audio, rate) <= -1.0

@@ -137,11 +137,7 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     truncated file, zero frames, more than two channels, or NaN/Inf samples
     (giving how many and, in seconds, where the first is).
     """
-    path = Path(path)
-    _check_file(path)
-    truncated = _wav_truncation(path)
-    if truncated:
-        raise AudioError(f"{path}: {truncated}")
+    path = _checked_path(path)
     try:
         with sf.SoundFile(str(path)) as f:
             _check_channels(path, f.channels)
@@ -184,17 +180,23 @@ class AudioInfo:
     subtype: str  # e.g. "PCM_24", "FLOAT", "MPEG_LAYER_III", "VORBIS"
 
 
+def _checked_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, after the checks every reader runs: it exists, is not empty, is not a cut-off WAV."""
+    path = Path(path)
+    _check_file(path)
+    truncated = _wav_truncation(path)
+    if truncated:
+        raise AudioError(f"{path}: {truncated}")
+    return path
+
+
 def audio_info(path: str | os.PathLike) -> AudioInfo:
     """Read a file's header (rate, channels, length, format); AudioError as for :func:`read_audio`.
 
     More than two channels or zero frames are errors here too, so a folder of
     stems can be checked before anything is decoded.
     """
-    path = Path(path)
-    _check_file(path)
-    truncated = _wav_truncation(path)
-    if truncated:
-        raise AudioError(f"{path}: {truncated}")
+    path = _checked_path(path)
     try:
         info = sf.info(str(path))
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:

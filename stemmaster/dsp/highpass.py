@@ -1,0 +1,197 @@
+"""A zero-phase Butterworth high-pass, plus the zero-phase filtering it shares.
+
+Zero phase means no delay at all (the cross-correlation of input and output
+peaks at lag 0) and no phase shift in the pass band, which matters when a
+stem is filtered and its neighbours are not. It is done the classic way: the
+Butterworth sections are run forward over the signal, then backward over the
+result (``filtfilt``). The magnitude response is therefore the *square* of
+the Butterworth design's:
+
+* at ``highpass_hz`` the gain is -6.02 dB (not -3.01 dB) for any order;
+* the stop-band slope is doubled: order 2 falls 24 dB/octave (one octave
+  below the cutoff: -24.6 dB), order 4 falls 48 dB/octave (one octave below:
+  -48.2 dB);
+* the pass band is flat: at 10x the cutoff the loss is under 0.001 dB.
+
+Ends: each row is extended at both ends by an even (mirror) reflection as long
+as the slowest pole needs to decay to -140 dB (capped at the signal's length
+minus one), and each filter pass starts in its steady state for the first
+sample it sees, as ``scipy.signal.sosfiltfilt`` does. The recursion itself is
+a Numba kernel that runs two sections and two channels interleaved, about
+twice as fast as ``sosfiltfilt``; for filters of one or two sections the result
+is bit-identical to ``sosfiltfilt(sos, x, padtype="even", padlen=pad)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numba
+import numpy as np
+from scipy.signal import butter, sosfilt_zi, sosfreqz
+
+from stemmaster.dsp.processor import Processor, check_range
+from stemmaster.errors import SettingsError
+
+MIN_HZ, MAX_HZ = 10.0, 1000.0
+ORDERS: tuple[int, ...] = (2, 4)
+NYQUIST_FRACTION = 0.45  # cutoffs are clamped below this fraction of the sample rate
+EDGE_DECAY = 1e-7  # the ends are padded until the slowest pole has decayed this far (-140 dB)
+_IDENTITY_SECTION = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+
+
+def butter_sos(btype: str, freq_hz: float, order: int, sample_rate: int) -> np.ndarray:
+    """A digital Butterworth ``"lowpass"``/``"highpass"`` as second-order sections, ``(k, 6)``.
+
+    ``freq_hz`` is clamped to ``NYQUIST_FRACTION * sample_rate``.
+    """
+    hz = min(float(freq_hz), NYQUIST_FRACTION * sample_rate)
+    return butter(int(order), hz, btype=btype, output="sos", fs=sample_rate)
+
+
+def edge_pad_length(sos: np.ndarray) -> int:
+    """Samples for the slowest pole of ``sos`` to decay by ``EDGE_DECAY``."""
+    radius = max(float(np.max(np.abs(np.roots(section[3:])))) for section in sos)
+    if radius <= 0.0:
+        return 0
+    radius = min(radius, 1.0 - 1e-12)
+    return int(math.ceil(math.log(EDGE_DECAY) / math.log(radius)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_pass(x: np.ndarray, row: int, both: bool, b: np.ndarray, d: np.ndarray,
+               zb: np.ndarray, zd: np.ndarray, reverse: bool) -> None:
+    """Run sections ``b`` then ``d`` over ``x[row]`` (and ``x[row + 1]`` when ``both``), in place.
+
+    Transposed direct form II; each section starts in the steady state for
+    the first sample it meets (``zb``, ``zd``: the states for a unit step
+    into the pair). ``reverse`` runs from the last sample to the first.
+    """
+    n = x.shape[1]
+    b0, b1, b2, a1, a2 = b[0], b[1], b[2], b[4], b[5]
+    d0, d1, d2, e1, e2 = d[0], d[1], d[2], d[4], d[5]
+    first = n - 1 if reverse else 0
+    f = x[row, first]
+    p0, p1, q0, q1 = zb[0] * f, zb[1] * f, zd[0] * f, zd[1] * f
+    if not both:
+        for k in range(n):
+            i = n - 1 - k if reverse else k
+            v = x[row, i]
+            y = b0 * v + p0
+            p0 = b1 * v - a1 * y + p1
+            p1 = b2 * v - a2 * y
+            u = d0 * y + q0
+            q0 = d1 * y - e1 * u + q1
+            q1 = d2 * y - e2 * u
+            x[row, i] = u
+        return
+    g = x[row + 1, first]
+    r0, r1, s0, s1 = zb[0] * g, zb[1] * g, zd[0] * g, zd[1] * g
+    for k in range(n):  # two independent channels interleaved: twice the work, same latency
+        i = n - 1 - k if reverse else k
+        v = x[row, i]
+        w = x[row + 1, i]
+        y = b0 * v + p0
+        t = b0 * w + r0
+        p0 = b1 * v - a1 * y + p1
+        r0 = b1 * w - a1 * t + r1
+        p1 = b2 * v - a2 * y
+        r1 = b2 * w - a2 * t
+        u = d0 * y + q0
+        h = d0 * t + s0
+        q0 = d1 * y - e1 * u + q1
+        s0 = d1 * t - e1 * h + s1
+        q1 = d2 * y - e2 * u
+        s1 = d2 * t - e2 * h
+        x[row, i] = u
+        x[row + 1, i] = h
+
+
+def zero_phase_sos(sos: np.ndarray, audio: np.ndarray) -> np.ndarray:
+    """Filter each row of ``audio`` (float64 ``(rows, n)``) forward and backward through ``sos``.
+
+    Returns a new float64 array of the same shape (``audio`` is not touched):
+    zero phase, magnitude ``|H|**2``. The ends are handled as described in the
+    module docstring.
+    """
+    audio = np.asarray(audio, dtype=np.float64)
+    rows, n = audio.shape
+    if n == 0 or len(sos) == 0:
+        return audio.copy()
+    sos = np.asarray(sos, dtype=np.float64)
+    if len(sos) % 2:
+        sos = np.vstack([sos, _IDENTITY_SECTION])
+    pad = min(edge_pad_length(sos), n - 1)
+    buf = np.empty((rows, n + 2 * pad))
+    buf[:, pad:pad + n] = audio
+    if pad:
+        buf[:, :pad] = audio[:, pad:0:-1]  # even reflection about the first sample
+        buf[:, pad + n:] = audio[:, n - 2:n - 2 - pad:-1] if n - 2 - pad >= 0 else audio[:, n - 2::-1]
+    pairs = [(np.ascontiguousarray(sos[s]), np.ascontiguousarray(sos[s + 1]),
+              np.ascontiguousarray(sosfilt_zi(sos[s:s + 2]))) for s in range(0, len(sos), 2)]
+    for reverse in (False, True):
+        for b, d, zi in pairs:
+            row = 0
+            while row < rows:
+                both = row + 1 < rows
+                _pair_pass(buf, row, both, b, d, zi[0], zi[1], reverse)
+                row += 2 if both else 1
+    return buf[:, pad:pad + n]
+
+
+def zero_phase_response_db(sos: np.ndarray, freq_hz, sample_rate: int) -> np.ndarray:
+    """The gain in dB of ``zero_phase_sos(sos, .)`` at ``freq_hz`` (twice the single-pass gain)."""
+    freqs = np.atleast_1d(np.asarray(freq_hz, dtype=np.float64))
+    _, h = sosfreqz(sos, worN=freqs, fs=sample_rate)
+    return 20.0 * np.log10(np.maximum(np.abs(h) ** 2, 1e-300))
+
+
+@dataclass(frozen=True)
+class HighPass(Processor):
+    """Zero-phase Butterworth high-pass; ``highpass_hz = 0`` is off (exact identity).
+
+    ``highpass_hz`` is where the response is -6.02 dB (the filter runs
+    forward and backward, squaring the Butterworth magnitude: an ``order``-2
+    design falls 24 dB/octave, ``order`` 4 48 dB/octave). Cutoffs above
+    ``0.45 * sample_rate`` are clamped there. DC is removed.
+    """
+
+    kind: ClassVar[str] = "highpass"
+
+    highpass_hz: float = 0.0
+    order: int = 2
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        check_range(owner, "highpass_hz", self.highpass_hz, 0.0, MAX_HZ)
+        if 0.0 < self.highpass_hz < MIN_HZ:
+            raise SettingsError(f"{owner}.highpass_hz = {self.highpass_hz} is out of range "
+                                f"(0 = off, else {MIN_HZ} to {MAX_HZ})")
+        order = self.order
+        integral = isinstance(order, (int, float, np.integer, np.floating)) and not isinstance(order, bool)
+        if not integral or not math.isfinite(order) or order not in ORDERS:
+            raise SettingsError(f"{owner}.order = {order!r} must be one of {', '.join(map(str, ORDERS))}")
+        object.__setattr__(self, "order", int(order))
+
+    @property
+    def active(self) -> bool:
+        return self.highpass_hz > 0.0
+
+    def sections(self, sample_rate: int) -> np.ndarray:
+        """The Butterworth design (run forward and backward), ``(k, 6)``; ``k = 0`` when off."""
+        if not self.active:
+            return np.zeros((0, 6))
+        return butter_sos("highpass", self.highpass_hz, self.order, sample_rate)
+
+    def response_db(self, freq_hz, sample_rate: int) -> np.ndarray:
+        """The designed gain in dB at ``freq_hz`` (0 dB everywhere when off)."""
+        if not self.active:
+            return np.zeros(np.shape(np.atleast_1d(freq_hz)))
+        return zero_phase_response_db(self.sections(sample_rate), freq_hz, sample_rate)
+
+    def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        if not self.active:
+            return audio.copy()
+        return zero_phase_sos(self.sections(sample_rate), audio)

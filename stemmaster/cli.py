@@ -128,6 +128,72 @@ def cmd_master(args) -> int:
     return 0
 
 
+def _print_chain(stem) -> None:
+    state = "muted" if stem.mute else ("solo" if stem.solo else f"{stem.gain_db:+.1f} dB")
+    print(f"{stem.name} ({stem.role}, {state})")
+    if not stem.chain:
+        print("  no repair")
+    for kind, entry in stem.chain.items():
+        values = ", ".join(f"{k}={v}" for k, v in entry.items() if k != "enabled")
+        print(f"  {kind}{'' if entry.get('enabled', True) else ' (off)'}: {values}")
+
+
+def cmd_repair(args) -> int:
+    from stemmaster import repair
+    from stemmaster.roles import validate_role
+
+    ws = _workspace(args)
+    project = ws.load(args.name)
+    if not project.stems:
+        raise StemmasterError(f"project {project.name!r} has no stems yet")
+    if args.stem is None:
+        if args.set or args.remove or args.order or args.reset or args.gain_db is not None or args.role \
+                or args.mute is not None or args.solo is not None:
+            raise StemmasterError("name the stem to change with --stem (stems: "
+                                  f"{', '.join(s.name for s in project.stems)})")
+        for stem in project.stems:
+            _print_chain(stem)
+        return 0
+    matches = [s for s in project.stems if s.name == args.stem] or \
+              [s for s in project.stems if s.name.lower() == args.stem.lower()]
+    if not matches:
+        raise StemmasterError(f"project {project.name!r} has no stem {args.stem!r} "
+                              f"(stems: {', '.join(s.name for s in project.stems)})")
+    stem = matches[0]
+    changed = False
+    if args.role:
+        stem.role = validate_role(args.role)
+        changed = True
+    if args.reset:
+        stem.chain = repair.default_chain(stem.role)
+        changed = True
+    for kind in args.remove or []:
+        stem.chain = repair.remove(stem.chain, kind)
+        changed = True
+    for item in args.set or []:
+        key, value = _parse_pair(item, "--set")
+        stem.chain = repair.set_value(stem.chain, key, value)
+        changed = True
+    if args.order:
+        stem.chain = repair.reorder(stem.chain, [k.strip() for k in args.order.split(",") if k.strip()])
+        changed = True
+    if args.gain_db is not None:
+        from stemmaster.dsp.processor import check_range
+
+        check_range(stem.name, "gain_db", args.gain_db, -60.0, 24.0)
+        stem.gain_db = float(args.gain_db)
+        changed = True
+    if args.mute is not None:
+        stem.mute, changed = args.mute, True
+    if args.solo is not None:
+        stem.solo, changed = args.solo, True
+    repair.build_chain(stem.chain, stem=stem.name)  # every setting valid before anything is saved
+    if changed:
+        ws.save(project)
+    _print_chain(stem)
+    return 0
+
+
 def cmd_report(args) -> int:
     ws = _workspace(args)
     project = ws.load(args.name)
@@ -223,6 +289,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     _add_master_options(p)
     p.set_defaults(func=cmd_master)
+
+    p = sub.add_parser("repair", help="show or change the stems' repair chains (applied by `master`)")
+    p.add_argument("name")
+    p.add_argument("--stem", help="the stem to change (without it: show every stem's chain)")
+    p.add_argument("--set", action="append", metavar="KIND.SETTING=VALUE",
+                   help="e.g. deesser.max_reduction_db=8; adds the processor if absent; repeatable")
+    p.add_argument("--remove", action="append", metavar="KIND", help="take a processor out of the chain")
+    p.add_argument("--order", metavar="KIND,KIND,...", help="the chain's processing order")
+    p.add_argument("--reset", action="store_true", help="back to the role's default chain")
+    p.add_argument("--role", help="change the stem's role (vocals, drums, bass, other)")
+    p.add_argument("--gain-db", type=float, help="the stem's level into the mix")
+    p.add_argument("--mute", dest="mute", action="store_const", const=True)
+    p.add_argument("--unmute", dest="mute", action="store_const", const=False)
+    p.add_argument("--solo", dest="solo", action="store_const", const=True)
+    p.add_argument("--unsolo", dest="solo", action="store_const", const=False)
+    p.set_defaults(func=cmd_repair)
 
     p = sub.add_parser("report", help="print the report of a project's latest (or a given) render")
     p.add_argument("name")

@@ -3,8 +3,8 @@ and loudness to a release target.
 
 Audio in and out is shaped ``(channels, samples)``. The chain is
 
-    mix -> staging gain (mix to ``staging_lufs``) -> ToneEQ -> GlueCompressor
-        -> drive gain -> TruePeakLimiter(ceiling_dbtp)
+    mix -> staging gain (mix to ``staging_lufs``) -> LowEndMono -> ToneEQ
+        -> GlueCompressor -> drive gain -> TruePeakLimiter(ceiling_dbtp)
 
 The staging gain makes the compressor's threshold mean the same thing on every
 mix (like setting the input level of an analogue bus chain); the drive gain is
@@ -24,6 +24,7 @@ import numpy as np
 from stemmaster.dsp.compressor import GlueCompressor
 from stemmaster.dsp.eq import ToneEQ
 from stemmaster.dsp.limiter import TruePeakLimiter, detector_envelope
+from stemmaster.dsp.low_end_mono import LowEndMono
 from stemmaster.dsp.processor import check_range
 from stemmaster.errors import AudioError, Cancelled, SettingsError, StemmasterError
 from stemmaster.meters.loudness import gated_loudness_lufs, integrated_lufs
@@ -88,6 +89,8 @@ class MasterSettings:
     """Every setting of the bus master, as recorded in the project and a render."""
 
     bus: BusSettings = field(default_factory=BusSettings)
+    low_end_mono_enabled: bool = True
+    low_end_mono: LowEndMono = field(default_factory=LowEndMono)
     tone_eq: ToneEQ = field(default_factory=ToneEQ)
     compressor_enabled: bool = True
     glue_compressor: GlueCompressor = field(default_factory=default_compressor)
@@ -99,6 +102,7 @@ class MasterSettings:
         """Settings as nested plain dicts (TOML-ready: no None values)."""
         out: dict[str, dict[str, Any]] = {
             "bus": {k: v for k, v in asdict(self.bus).items() if v is not None},
+            "low_end_mono": {"enabled": self.low_end_mono_enabled, **self.low_end_mono.settings()},
             "tone_eq": self.tone_eq.settings(),
             "glue_compressor": {"enabled": self.compressor_enabled, **self.glue_compressor.settings()},
             "true_peak_limiter": {k: v for k, v in self.true_peak_limiter.settings().items() if k != "ceiling_dbtp"},
@@ -109,17 +113,18 @@ class MasterSettings:
     @classmethod
     def from_dict(cls, data: dict[str, dict[str, Any]]) -> "MasterSettings":
         """Build from (possibly partial) nested dicts; unknown sections or keys raise SettingsError."""
-        known = {"bus", "tone_eq", "glue_compressor", "true_peak_limiter", "export"}
+        known = {"bus", "low_end_mono", "tone_eq", "glue_compressor", "true_peak_limiter", "export"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise SettingsError(f"unknown master section(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         base = cls()
         bus = _merge(BusSettings, base.bus, data.get("bus", {}), "bus")
         eq = _merge(ToneEQ, base.tone_eq, data.get("tone_eq", {}), "tone_eq")
+        mono_data = dict(data.get("low_end_mono", {}))
+        mono_enabled = _enabled(mono_data, base.low_end_mono_enabled, "low_end_mono")
+        mono = _merge(LowEndMono, base.low_end_mono, mono_data, "low_end_mono")
         comp_data = dict(data.get("glue_compressor", {}))
-        enabled = comp_data.pop("enabled", base.compressor_enabled)
-        if not isinstance(enabled, bool):
-            raise SettingsError(f"glue_compressor.enabled = {enabled!r} (allowed: true, false)")
+        enabled = _enabled(comp_data, base.compressor_enabled, "glue_compressor")
         comp = _merge(GlueCompressor, base.glue_compressor, comp_data, "glue_compressor")
         lim_data = dict(data.get("true_peak_limiter", {}))
         if "ceiling_dbtp" in lim_data:
@@ -129,7 +134,8 @@ class MasterSettings:
         if "bit_depths" in exp_data:
             exp_data["bit_depths"] = tuple(exp_data["bit_depths"])
         export = _merge(ExportSettings, base.export, exp_data, "export")
-        return cls(bus=bus, tone_eq=eq, compressor_enabled=enabled, glue_compressor=comp,
+        return cls(bus=bus, low_end_mono_enabled=mono_enabled, low_end_mono=mono,
+                   tone_eq=eq, compressor_enabled=enabled, glue_compressor=comp,
                    true_peak_limiter=replace(lim, ceiling_dbtp=bus.ceiling_dbtp), export=export)
 
     def with_profile(self, name: str) -> "MasterSettings":
@@ -140,6 +146,14 @@ class MasterSettings:
     def with_bus(self, **changes: Any) -> "MasterSettings":
         bus = replace(self.bus, **changes)
         return replace(self, bus=bus, true_peak_limiter=replace(self.true_peak_limiter, ceiling_dbtp=bus.ceiling_dbtp))
+
+
+def _enabled(values: dict[str, Any], default: bool, section: str) -> bool:
+    """Pop ``enabled`` from a section's values, checking it is a bool."""
+    enabled = values.pop("enabled", default)
+    if not isinstance(enabled, bool):
+        raise SettingsError(f"{section}.enabled = {enabled!r} (allowed: true, false)")
+    return enabled
 
 
 def _merge(cls, base, values: dict[str, Any], section: str):
@@ -192,8 +206,10 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
     staging_db = bus.staging_lufs - mix_lufs
     x = mix * 10.0 ** (staging_db / 20.0)
     log.append(f"staging gain {staging_db:+.2f} dB (mix {mix_lufs:.2f} LUFS -> {bus.staging_lufs:.1f} LUFS)")
+    if settings.low_end_mono_enabled:
+        report(0.03, "low-end mono")
+        x = settings.low_end_mono.process(x, sample_rate)
     report(0.05, "tonal EQ")
-
     x = settings.tone_eq.process(x, sample_rate)
     comp_max_db = 0.0
     if settings.compressor_enabled:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shutil
-from dataclasses import dataclass, replace
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,7 +29,9 @@ from stemmaster.master import MasterResult, MasterSettings, master_bus
 from stemmaster.meters.analysis import measure
 from stemmaster.meters.loudness import gated_loudness_lufs
 from stemmaster.meters.truepeak import interpolation_gain_bound, sample_peak_dbfs, true_peak_dbtp
+from stemmaster.meters.spectral import hit_crest_db, side_low_db, sibilance_db, sibilant_frames, strongest_resonance
 from stemmaster.project import Project, RenderRecord, Stem, save_project
+from stemmaster.repair import build_chain
 from stemmaster.report import REPORT_SCHEMA, report_json, report_markdown
 
 Progress = Callable[[float, str], None]
@@ -48,6 +52,7 @@ class StemAudio:
     gain_db: float = 0.0
     mute: bool = False
     solo: bool = False
+    chain: dict[str, dict[str, Any]] = field(default_factory=dict)  # the recorded repair chain
 
 
 @dataclass
@@ -64,22 +69,71 @@ def _sub(progress: Progress, lo: float, hi: float) -> Progress:
     return lambda f, m: progress(lo + (hi - lo) * max(0.0, min(1.0, f)), m)
 
 
-def mix_stems(stems: list[StemAudio]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Apply gain, mute and solo; return the sum and each stem as it enters the sum."""
+def repair_effects(before: np.ndarray, after: np.ndarray, sample_rate: int, kinds: list[str]) -> dict[str, Any]:
+    """What the chain did to a stem, measured before and after on the same frames and frequencies."""
+    effects: dict[str, Any] = {}
+    if "deesser" in kinds:
+        frames, _ = sibilant_frames(before, sample_rate)
+        effects["sibilance_db"] = {"before": sibilance_db(before, sample_rate, frames),
+                                   "after": sibilance_db(after, sample_rate, frames)}
+    if "deharsher" in kinds:
+        b = strongest_resonance(before, sample_rate)
+        a = strongest_resonance(after, sample_rate, at_hz=b["frequency_hz"])
+        effects["resonance"] = {"frequency_hz": b["frequency_hz"], "before_db": b["excess_db"], "after_db": a["excess_db"]}
+    if "low_end_mono" in kinds:
+        b, a = side_low_db(before, sample_rate), side_low_db(after, sample_rate)
+        effects["side_low"] = {"below_hz": b["side_below_hz"], "before_dbfs": b["side_low_dbfs"],
+                               "after_dbfs": a["side_low_dbfs"]}
+    if "transient_shaper" in kinds:
+        effects["hit_crest_db"] = {"before": hit_crest_db(before, sample_rate), "after": hit_crest_db(after, sample_rate)}
+    return effects
+
+
+def mix_stems(stems: list[StemAudio], sample_rate: int, *, progress: Progress | None = None,
+              cancel: CancelCheck | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
+    """Repair each audible stem with its chain, apply gain, mute and solo, and sum.
+
+    Returns the mix, each stem as it enters the sum, and per stem the chain
+    that ran with its measured effects.
+    """
+    progress = progress or _noop
     if not stems:
         raise AudioError("there are no stems to mix")
     length = {s.audio.shape[1] for s in stems}
     if len(length) != 1:
         raise AudioError(f"stems differ in length ({sorted(length)} samples); re-import them")
     soloed = any(s.solo for s in stems)
-    processed: dict[str, np.ndarray] = {}
-    mix = np.zeros_like(stems[0].audio, dtype=np.float64)
-    for s in stems:
+
+    def repair_one(s: StemAudio) -> tuple[np.ndarray, dict[str, Any]]:
         audible = (not s.mute) and (s.solo or not soloed)
-        out = s.audio.astype(np.float64) * (10.0 ** (s.gain_db / 20.0) if audible else 0.0)
-        processed[s.name] = out.astype(np.float32)
+        chain = build_chain(s.chain, stem=s.name)
+        if not audible:
+            return np.zeros(s.audio.shape, dtype=np.float32), {"chain": [], "effects": {}}
+        repaired = chain.process(s.audio, sample_rate).astype(np.float64)
+        effects = repair_effects(s.audio, repaired, sample_rate, chain.kinds())
+        out = (repaired * 10.0 ** (s.gain_db / 20.0)).astype(np.float32)
+        return out, {"chain": chain.kinds(), "effects": effects}
+
+    for s in stems:  # every chain valid before any work starts
+        build_chain(s.chain, stem=s.name)
+    processed: dict[str, np.ndarray] = {}
+    repairs: dict[str, Any] = {}
+    # Stems are independent and the processors' kernels release the GIL, so
+    # they are repaired on all cores; results are the same as one at a time.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(stems), os.cpu_count() or 1))) as pool:
+        futures = [pool.submit(repair_one, s) for s in stems]
+        for i, (s, future) in enumerate(zip(stems, futures)):
+            if cancel and cancel():
+                for f in futures:
+                    f.cancel()
+                raise Cancelled("render cancelled; nothing was written")
+            processed[s.name], repairs[s.name] = future.result()
+            progress((i + 1) / len(stems), f"repaired {s.name} ({', '.join(repairs[s.name]['chain']) or 'no repair'})")
+    mix = np.zeros(stems[0].audio.shape, dtype=np.float64)
+    for out in processed.values():
         mix += out
-    return mix, processed
+    progress(1.0, "stems repaired")
+    return mix, processed, repairs
 
 
 def export_masters(result: MasterResult, folder: Path, settings: MasterSettings,
@@ -125,17 +179,19 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
         if is_cancelled():
             raise Cancelled("render cancelled; nothing was written")
 
-    progress(0.0, "mixing stems")
-    mix, processed = mix_stems(stems)
+    progress(0.0, "repairing stems")
+    t0 = time.perf_counter()
+    mix, processed, repairs = mix_stems(stems, sample_rate, progress=_sub(progress, 0.0, 0.3), cancel=cancel)
+    repair_s = time.perf_counter() - t0
     rate = sample_rate
     if settings.export.sample_rate and settings.export.sample_rate != sample_rate:
         rate = settings.export.sample_rate
         mix = resample(mix.astype(np.float32), sample_rate, rate).astype(np.float64)
         processed = {k: resample(v, sample_rate, rate) for k, v in processed.items()}
     check()
-    result = master_bus(mix, rate, settings, progress=_sub(progress, 0.05, 0.75), cancel=cancel)
+    result = master_bus(mix, rate, settings, progress=_sub(progress, 0.3, 0.8), cancel=cancel)
     check()
-    progress(0.78, "writing masters")
+    progress(0.8, "writing masters")
     masters = export_masters(result, folder, settings)
     files = [{"path": p.name, "role": "master", "format": "WAV", "subtype": st} for p, st in masters]
     stems_dir = folder / "stems"
@@ -154,6 +210,7 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
         s = by_name[name]
         stem_rows.append({
             "name": name, "role": s.role, "gain_db": s.gain_db, "mute": s.mute, "solo": s.solo,
+            "repair": repairs[name],
             "integrated_lufs": gated_loudness_lufs(audio, rate), "sample_peak_dbfs": sample_peak_dbfs(audio),
         })
     report: dict[str, Any] = {
@@ -166,7 +223,7 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
         "ceiling_dbtp": settings.bus.ceiling_dbtp,
         "sample_rate": rate,
         "master": measure(master_audio, rate).to_dict(),
-        "mix": measure(mix, rate).to_dict(),
+        "mix": measure(mix, rate, pyloudnorm=False).to_dict(),
         "stems": stem_rows,
         "processing": {
             "staging_gain_db": result.staging_gain_db,
@@ -174,6 +231,7 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
             "compressor_max_reduction_db": result.compressor_max_reduction_db,
             "limiter_max_reduction_db": result.limiter_max_reduction_db,
             "iterations": result.iterations,
+            "repair_s": repair_s,
             "log": result.log,
         },
         "settings": settings.to_dict(),
@@ -186,7 +244,8 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
     files.append({"path": "settings.toml", "role": "settings", "format": "TOML", "subtype": "UTF-8"})
     atomic_write_text(folder / "settings.toml", tomli_w.dumps({
         "master": settings.to_dict(),
-        "stems": [{"name": s.name, "role": s.role, "gain_db": s.gain_db, "mute": s.mute, "solo": s.solo} for s in stems],
+        "stems": [{"name": s.name, "role": s.role, "gain_db": s.gain_db, "mute": s.mute, "solo": s.solo,
+                   "chain": s.chain} for s in stems],
     }))
     atomic_write_text(folder / "report.md", report_markdown(report))
     atomic_write_text(folder / "report.json", report_json(report))
@@ -203,7 +262,7 @@ def load_stems(project: Project, project_dir: Path) -> list[StemAudio]:
             raise ProjectError(f"{project_dir / s.path}: {rate} Hz, but the project is at {project.sample_rate} Hz")
         if audio.shape[0] == 1:
             audio = np.repeat(audio, 2, axis=0)
-        out.append(StemAudio(s.name, s.role, audio, s.gain_db, s.mute, s.solo))
+        out.append(StemAudio(s.name, s.role, audio, s.gain_db, s.mute, s.solo, dict(s.chain)))
     if not out:
         raise ProjectError(f"project {project.name!r} has no stems yet")
     return out

@@ -43,7 +43,7 @@ def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSet
         audio_stems = []
         for s in stems:
             audio, _ = read_audio(work_dir / "project" / s.path)
-            audio_stems.append(StemAudio(s.name, s.role, audio))
+            audio_stems.append(StemAudio(s.name, s.role, audio, chain=dict(s.chain)))
         render_dir = work_dir / "render"
         render_dir.mkdir()
         outcome = render_stems(audio_stems, rate, settings, render_dir, title=src.name, render_id="remaster",

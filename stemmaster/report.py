@@ -32,6 +32,26 @@ def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:
     return f"{value}{(' ' + unit) if unit else ''}"
 
 
+def _effect_lines(effects: dict[str, Any]) -> list[str]:
+    out = []
+    if "sibilance_db" in effects:
+        e = effects["sibilance_db"]
+        out.append(f"sibilance band (4.5-11 kHz) in the sibilant frames: {_fmt(e['before'], 'dB')} -> "
+                   f"{_fmt(e['after'], 'dB')} relative to the stem's level")
+    if "resonance" in effects:
+        e = effects["resonance"]
+        out.append(f"strongest resonance, {_fmt(e['frequency_hz'], 'Hz', 0)}: {_fmt(e['before_db'], 'dB')} -> "
+                   f"{_fmt(e['after_db'], 'dB')} above the smoothed spectrum")
+    if "side_low" in effects:
+        e = effects["side_low"]
+        out.append(f"side energy below {_fmt(e['below_hz'], 'Hz', 0)}: {_fmt(e['before_dbfs'], 'dBFS')} -> "
+                   f"{_fmt(e['after_dbfs'], 'dBFS')}")
+    if "hit_crest_db" in effects:
+        e = effects["hit_crest_db"]
+        out.append(f"crest factor of the hits: {_fmt(e['before'], 'dB')} -> {_fmt(e['after'], 'dB')}")
+    return out
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """A short engineer's note of one render."""
     m = report["master"]
@@ -78,6 +98,14 @@ def report_markdown(report: dict[str, Any]) -> str:
         state = "muted" if s["mute"] else _fmt(s["gain_db"], "dB")
         lines.append(f"| {s['name']} | {s['role']} | {state} | {_fmt(s['integrated_lufs'], 'LUFS')} | "
                      f"{_fmt(s['sample_peak_dbfs'], 'dBFS', 2)} |")
+    lines += ["", "## Repairs", ""]
+    for s in report["stems"]:
+        rep = s.get("repair") or {}
+        if not rep.get("chain"):
+            lines.append(f"- **{s['name']}**: no repair")
+            continue
+        lines.append(f"- **{s['name']}** ({' -> '.join(rep['chain'])})")
+        lines += [f"  - {text}" for text in _effect_lines(rep.get("effects", {}))]
     lines += ["", "## Files", ""]
     for f in report["files"]:
         lines.append(f"- `{f['path']}` ({f['role']}, {f['format']} {f['subtype']})")

@@ -45,6 +45,7 @@ from stemmaster.atomic import describe_os_error, sha256_file
 from stemmaster.audio_io import AUDIO_EXTENSIONS, AudioInfo, audio_info, read_audio, resample, to_stereo, write_audio
 from stemmaster.errors import AudioError, ProjectError, SettingsError
 from stemmaster.project import SourceFile, Stem
+from stemmaster.repair import default_chain
 from stemmaster.roles import role_from_name, validate_role
 
 log = logging.getLogger(__name__)
@@ -307,7 +308,7 @@ def import_stems(
         _report(progress, base + 0.8 * span, f"writing {stem_rel}")
         write_audio(project_dir / stem_rel, audio, rate, subtype="FLOAT")
         lengths.append(audio.shape[1])
-        stems.append(Stem(name=p.name, role=p.role, path=stem_rel, source=source_rel))
+        stems.append(Stem(name=p.name, role=p.role, path=stem_rel, source=source_rel, chain=default_chain(p.role)))
         del audio
 
     # The decoded lengths are what counts (compressed formats can differ a little from the header).

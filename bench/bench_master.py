@@ -54,7 +54,7 @@ def main() -> None:
         short = Path(tmp) / "short"
         short.mkdir()
         for name, audio in stems.items():
-            write_audio(short / f"{name}.wav", audio[:, : sr * 5], sr, subtype="PCM_24")
+            write_audio(short / f"{name}.wav", audio[:, sr * 20: sr * 26], sr, subtype="PCM_24")
         warm = ws.create_from_stems("warm", short)
         render_project(warm, ws.project_dir("warm"), project_settings(warm).with_profile(args.profile), "001")
 

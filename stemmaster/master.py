@@ -231,18 +231,25 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
     drive = aim - pre_lufs  # first guess: as if the limiter took nothing
     tried: list[tuple[float, float]] = []
     lufs = float("nan")
+    verified = False
     for it in range(1, MAX_ITERATIONS + 1):
         if is_cancelled():
             raise Cancelled("mastering cancelled")
         report(0.25 + 0.7 * min(it, 6) / 6.0, f"limiter and loudness, pass {it}")
         drive_lin = 10.0 ** (drive / 20.0)
         driven = x * drive_lin
-        gain = limiter.gain(driven, sample_rate, envelope=envelope * drive_lin)
+        # Passes steer on the limiter's first pass alone; once the loudness is
+        # on target, the guaranteed gain (output measured and corrected) is
+        # computed for that drive and its loudness checked again.
+        gain = limiter.gain(driven, sample_rate, envelope=envelope * drive_lin, verify=verified)
         y = driven * gain
         fast = gated_loudness_lufs(y, sample_rate)
         tried.append((drive, fast))
-        log.append(f"pass {it}: drive {drive:+.2f} dB -> {fast:.2f} LUFS")
+        log.append(f"pass {it}: drive {drive:+.2f} dB -> {fast:.2f} LUFS{'' if verified else ' (estimate)'}")
         if abs(aim - fast) <= bus.tolerance_lu * 0.5:
+            if not verified:
+                verified = True
+                continue  # the same drive again, with the ceiling guaranteed
             lufs = integrated_lufs(y, sample_rate)
             if abs(bus.target_lufs - lufs) <= bus.tolerance_lu * 0.5:
                 break

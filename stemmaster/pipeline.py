@@ -73,7 +73,7 @@ def repair_effects(before: np.ndarray, after: np.ndarray, sample_rate: int, kind
     """What the chain did to a stem, measured before and after on the same frames and frequencies."""
     effects: dict[str, Any] = {}
     if "deesser" in kinds:
-        frames, _ = sibilant_frames(before, sample_rate)
+        frames = sibilant_frames(before, sample_rate)
         effects["sibilance_db"] = {"before": sibilance_db(before, sample_rate, frames),
                                    "after": sibilance_db(after, sample_rate, frames)}
     if "deharsher" in kinds:

@@ -228,3 +228,16 @@ def test_precomputed_envelope_gives_the_same_gain():
         a = lim.gain(x * drive, 44100)
         b = lim.gain(x * drive, 44100, envelope=env * drive)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_unverified_first_pass_has_the_verified_loudness():
+    # the master's loudness search steers on verify=False passes; their loudness must match
+    from stemmaster.demo import demo_mix, make_demo_stems
+    from stemmaster.meters.loudness import gated_loudness_lufs
+
+    x = demo_mix(make_demo_stems(sample_rate=44100, duration_s=10.0)).astype(np.float64) * 10 ** (9 / 20)
+    lim = TruePeakLimiter(ceiling_dbtp=-1.0)
+    fast = x * lim.gain(x, 44100, verify=False)
+    sure = x * lim.gain(x, 44100)
+    assert true_peak_dbtp(sure) <= -1.0
+    assert abs(gated_loudness_lufs(fast, 44100) - gated_loudness_lufs(sure, 44100)) < 0.01

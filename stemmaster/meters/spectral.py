@@ -7,8 +7,9 @@ full scale unless the name says otherwise.
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import median_filter
-from scipy.signal import stft, welch
 
 SIBILANCE_BAND_HZ = (4500.0, 11000.0)
 HARSH_BAND_HZ = (1000.0, 10000.0)
@@ -20,49 +21,64 @@ def _db(energy: np.ndarray | float) -> np.ndarray | float:
 
 
 def _mid_side(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    audio = np.asarray(audio, dtype=np.float64)
+    """Mid and side in float32 (the measures here take float32 FFTs; 1e-7 is far below what they resolve)."""
+    audio = np.asarray(audio)
+    left = audio[0].astype(np.float32, copy=False)
     if audio.shape[0] < 2:
-        return audio[0], np.zeros(audio.shape[1])
-    return 0.5 * (audio[0] + audio[1]), 0.5 * (audio[0] - audio[1])
+        return left, np.zeros(audio.shape[1], dtype=np.float32)
+    right = audio[1].astype(np.float32, copy=False)
+    return np.float32(0.5) * (left + right), np.float32(0.5) * (left - right)
 
 
-def _band_power(x: np.ndarray, sample_rate: int, lo_hz: float, hi_hz: float) -> float:
-    nper = min(8192, x.shape[0])
-    if nper < 64:
-        return 0.0
-    f, p = welch(x, fs=sample_rate, nperseg=nper)
-    band = (f >= lo_hz) & (f < hi_hz)
-    return float(p[band].sum() * (f[1] - f[0]))
+def _frame_power(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Power spectra of Hann-windowed frames, shaped ``(frames, n_fft // 2 + 1)`` (float32 FFTs)."""
+    frames = sliding_window_view(np.asarray(x, dtype=np.float32), n_fft)[::hop]
+    z = scipy.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1, workers=-1)
+    return z.real ** 2 + z.imag ** 2
+
+
+def _long_term_spectrum(x: np.ndarray, sample_rate: int, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Mean power spectrum over non-overlapping Hann frames: (frequencies in Hz, power)."""
+    n_fft = min(n_fft, x.shape[0])
+    power = _frame_power(x, n_fft, n_fft).mean(axis=0, dtype=np.float64)
+    return np.fft.rfftfreq(n_fft, 1.0 / sample_rate), power
 
 
 def side_low_db(audio: np.ndarray, sample_rate: int, below_hz: float = 100.0) -> dict[str, float]:
-    """Side energy below ``below_hz``: absolute (dBFS) and relative to the mid's there (dB)."""
+    """Side energy below ``below_hz`` from the long-term spectrum (5.4 Hz bins at 44.1 kHz):
+    absolute in dBFS and relative to the mid's energy there in dB."""
     mid, side = _mid_side(audio)
-    s = _band_power(side, sample_rate, 0.0, below_hz)
-    m = _band_power(mid, sample_rate, 0.0, below_hz)
+    if mid.shape[0] < 256:
+        return {"side_below_hz": below_hz, "side_low_dbfs": float("-inf"), "side_to_mid_low_db": float("nan")}
+    f, ps = _long_term_spectrum(side, sample_rate)
+    _, pm = _long_term_spectrum(mid, sample_rate)
+    n_fft = 2 * (f.shape[0] - 1)
+    scale = 2.0 / (n_fft * np.sum(np.hanning(n_fft) ** 2))  # one-sided power per frame -> mean square
+    low = f < below_hz
+    s, m = float(ps[low].sum() * scale), float(pm[low].sum() * scale)
     return {"side_below_hz": below_hz, "side_low_dbfs": float(_db(s)), "side_to_mid_low_db": float(_db(s) - _db(m))}
 
 
-def sibilant_frames(audio: np.ndarray, sample_rate: int, *, top_fraction: float = 0.05) -> tuple[np.ndarray, int]:
-    """Indices of the frames (1024-sample STFT, hop 512) whose sibilance-band energy is in the top
-    ``top_fraction`` of the non-silent frames, and the frame length used."""
-    band = _frame_band_energy(audio, sample_rate, *SIBILANCE_BAND_HZ)
-    total = _frame_band_energy(audio, sample_rate, 0.0, sample_rate / 2.0)
-    live = np.flatnonzero(total > total.max() * 1e-6) if total.size else np.zeros(0, int)
-    if live.size == 0:
-        return live, 1024
-    k = max(1, int(round(live.size * top_fraction)))
-    order = np.argsort(band[live])[::-1][:k]
-    return np.sort(live[order]), 1024
-
-
-def _frame_band_energy(audio: np.ndarray, sample_rate: int, lo_hz: float, hi_hz: float) -> np.ndarray:
+def _sibilance_energies(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per 1024-sample frame (hop 512) of the mid: (sibilance-band energy, total energy)."""
     mid, _ = _mid_side(audio)
     if mid.shape[0] < 1024:
-        return np.zeros(0)
-    f, _, z = stft(mid, fs=sample_rate, nperseg=1024, noverlap=512, boundary=None, padded=False)
-    band = (f >= lo_hz) & (f < hi_hz)
-    return (np.abs(z[band]) ** 2).sum(axis=0)
+        return np.zeros(0), np.zeros(0)
+    power = _frame_power(mid, 1024, 512)
+    f = np.fft.rfftfreq(1024, 1.0 / sample_rate)
+    band = (f >= SIBILANCE_BAND_HZ[0]) & (f < SIBILANCE_BAND_HZ[1])
+    return power[:, band].sum(axis=1, dtype=np.float64), power.sum(axis=1, dtype=np.float64)
+
+
+def sibilant_frames(audio: np.ndarray, sample_rate: int, *, top_fraction: float = 0.05) -> np.ndarray:
+    """Indices of the frames (1024 samples, hop 512) whose sibilance-band energy is in the top
+    ``top_fraction`` of the non-silent frames."""
+    band, total = _sibilance_energies(audio, sample_rate)
+    live = np.flatnonzero(total > total.max() * 1e-6) if total.size else np.zeros(0, int)
+    if live.size == 0:
+        return live
+    k = max(1, int(round(live.size * top_fraction)))
+    return np.sort(live[np.argsort(band[live])[::-1][:k]])
 
 
 def sibilance_db(audio: np.ndarray, sample_rate: int, frames: np.ndarray | None = None) -> float:
@@ -71,9 +87,8 @@ def sibilance_db(audio: np.ndarray, sample_rate: int, frames: np.ndarray | None 
     Pass the ``frames`` found on the unprocessed stem to compare before and after on the same frames.
     """
     if frames is None:
-        frames, _ = sibilant_frames(audio, sample_rate)
-    band = _frame_band_energy(audio, sample_rate, *SIBILANCE_BAND_HZ)
-    total = _frame_band_energy(audio, sample_rate, 0.0, sample_rate / 2.0)
+        frames = sibilant_frames(audio, sample_rate)
+    band, total = _sibilance_energies(audio, sample_rate)
     if band.size == 0 or frames.size == 0:
         return float("-inf")
     return float(_db(band[frames].mean()) - _db(total.mean()))
@@ -83,7 +98,7 @@ def strongest_resonance(audio: np.ndarray, sample_rate: int, band_hz: tuple[floa
                         *, at_hz: float | None = None) -> dict[str, float]:
     """The long-term spectrum's largest excess over its envelope within ``band_hz`` (or at ``at_hz``).
 
-    The power spectrum (Welch, 8192 points) is first averaged over 1/6 octave
+    The long-term power spectrum (8192-point Hann frames) is first averaged over 1/6 octave
     around each point of a 48-per-octave grid, which blurs a voice's harmonic
     lines and the formants of its changing vowels; the envelope is the median
     of that over +-1/3 octave. A fixed resonance (a harsh 3 kHz ring) then
@@ -91,10 +106,9 @@ def strongest_resonance(audio: np.ndarray, sample_rate: int, band_hz: tuple[floa
     near 1.75 kHz outranks its planted 3 kHz resonance.
     """
     mid, _ = _mid_side(audio)
-    nper = min(8192, mid.shape[0])
-    if nper < 256:
+    if mid.shape[0] < 256:
         return {"frequency_hz": float("nan"), "excess_db": float("nan")}
-    f, p = welch(mid, fs=sample_rate, nperseg=nper)
+    f, p = _long_term_spectrum(mid, sample_rate)
     grid = np.geomspace(50.0, min(20000.0, sample_rate * 0.45), 48 * 9)  # 48 points per octave
     cumulative = np.concatenate([[0.0], np.cumsum(p)])
     lo = np.searchsorted(f, grid * 2.0 ** (-1.0 / 12.0))
@@ -113,7 +127,7 @@ def strongest_resonance(audio: np.ndarray, sample_rate: int, band_hz: tuple[floa
 def hit_crest_db(audio: np.ndarray, sample_rate: int) -> float:
     """Crest factor of the loud moments: mean over 50 ms windows in the top decile by energy of
     (peak / RMS) in dB. Rises when transients are restored, falls when they are squashed."""
-    mono = np.abs(np.asarray(audio, dtype=np.float64)).max(axis=0)
+    mono = np.abs(np.asarray(audio, dtype=np.float32)).max(axis=0)
     win = max(1, int(0.05 * sample_rate))
     n = mono.shape[0] // win
     if n == 0:

@@ -29,7 +29,7 @@ from stemmaster.master import MasterResult, MasterSettings, master_bus
 from stemmaster.meters.analysis import measure
 from stemmaster.meters.loudness import gated_loudness_lufs
 from stemmaster.meters.truepeak import interpolation_gain_bound, sample_peak_dbfs, true_peak_dbtp
-from stemmaster.meters.spectral import hit_crest_db, side_low_db, sibilance_db, sibilant_frames, strongest_resonance
+from stemmaster.meters.spectral import hit_crest_db, largest_cut, side_low_db, sibilance_db, sibilant_frames
 from stemmaster.project import Project, RenderRecord, Stem, save_project
 from stemmaster.repair import build_chain
 from stemmaster.report import REPORT_SCHEMA, report_json, report_markdown
@@ -69,23 +69,24 @@ def _sub(progress: Progress, lo: float, hi: float) -> Progress:
     return lambda f, m: progress(lo + (hi - lo) * max(0.0, min(1.0, f)), m)
 
 
-def repair_effects(before: np.ndarray, after: np.ndarray, sample_rate: int, kinds: list[str]) -> dict[str, Any]:
-    """What the chain did to a stem, measured before and after on the same frames and frequencies."""
+def repair_effects(stages: list[tuple[str, np.ndarray, np.ndarray]], sample_rate: int) -> dict[str, Any]:
+    """What each repair did, measured on its own input and output ``(kind, before, after)``,
+    on the same frames and frequencies before and after."""
     effects: dict[str, Any] = {}
-    if "deesser" in kinds:
-        frames = sibilant_frames(before, sample_rate)
-        effects["sibilance_db"] = {"before": sibilance_db(before, sample_rate, frames),
-                                   "after": sibilance_db(after, sample_rate, frames)}
-    if "deharsher" in kinds:
-        b = strongest_resonance(before, sample_rate)
-        a = strongest_resonance(after, sample_rate, at_hz=b["frequency_hz"])
-        effects["resonance"] = {"frequency_hz": b["frequency_hz"], "before_db": b["excess_db"], "after_db": a["excess_db"]}
-    if "low_end_mono" in kinds:
-        b, a = side_low_db(before, sample_rate), side_low_db(after, sample_rate)
-        effects["side_low"] = {"below_hz": b["side_below_hz"], "before_dbfs": b["side_low_dbfs"],
-                               "after_dbfs": a["side_low_dbfs"]}
-    if "transient_shaper" in kinds:
-        effects["hit_crest_db"] = {"before": hit_crest_db(before, sample_rate), "after": hit_crest_db(after, sample_rate)}
+    for kind, before, after in stages:
+        if kind == "deesser":
+            frames = sibilant_frames(before, sample_rate)
+            effects["sibilance_db"] = {"before": sibilance_db(before, sample_rate, frames),
+                                       "after": sibilance_db(after, sample_rate, frames)}
+        elif kind == "deharsher":
+            effects["resonance"] = largest_cut(before, after, sample_rate)
+        elif kind == "low_end_mono":
+            b, a = side_low_db(before, sample_rate), side_low_db(after, sample_rate)
+            effects["side_low"] = {"below_hz": b["side_below_hz"], "before_dbfs": b["side_low_dbfs"],
+                                   "after_dbfs": a["side_low_dbfs"]}
+        elif kind == "transient_shaper":
+            effects["hit_crest_db"] = {"before": hit_crest_db(before, sample_rate),
+                                       "after": hit_crest_db(after, sample_rate)}
     return effects
 
 
@@ -109,8 +110,13 @@ def mix_stems(stems: list[StemAudio], sample_rate: int, *, progress: Progress | 
         chain = build_chain(s.chain, stem=s.name)
         if not audible:
             return np.zeros(s.audio.shape, dtype=np.float32), {"chain": [], "effects": {}}
-        repaired = chain.process(s.audio, sample_rate).astype(np.float64)
-        effects = repair_effects(s.audio, repaired, sample_rate, chain.kinds())
+        stages = []
+        repaired = s.audio.astype(np.float64)
+        for processor in chain.processors:  # as Chain.process does, keeping each stage for the report
+            out = processor.process(repaired, sample_rate)
+            stages.append((processor.kind, repaired, out))
+            repaired = out
+        effects = repair_effects(stages, sample_rate)
         out = (repaired * 10.0 ** (s.gain_db / 20.0)).astype(np.float32)
         return out, {"chain": chain.kinds(), "effects": effects}
 

@@ -40,8 +40,8 @@ def _effect_lines(effects: dict[str, Any]) -> list[str]:
                    f"{_fmt(e['after'], 'dB')} relative to the stem's level")
     if "resonance" in effects:
         e = effects["resonance"]
-        out.append(f"strongest resonance, {_fmt(e['frequency_hz'], 'Hz', 0)}: {_fmt(e['before_db'], 'dB')} -> "
-                   f"{_fmt(e['after_db'], 'dB')} above the smoothed spectrum")
+        out.append(f"largest cut {_fmt(e['cut_db'], 'dB')} at {_fmt(e['frequency_hz'], 'Hz', 0)}: the spectrum stood "
+                   f"{_fmt(e['before_db'], 'dB')} over its smoothed envelope there, now {_fmt(e['after_db'], 'dB')}")
     if "side_low" in effects:
         e = effects["side_low"]
         out.append(f"side energy below {_fmt(e['below_hz'], 'Hz', 0)}: {_fmt(e['before_dbfs'], 'dBFS')} -> "

@@ -94,34 +94,55 @@ def sibilance_db(audio: np.ndarray, sample_rate: int, frames: np.ndarray | None 
     return float(_db(band[frames].mean()) - _db(total.mean()))
 
 
-def strongest_resonance(audio: np.ndarray, sample_rate: int, band_hz: tuple[float, float] = HARSH_BAND_HZ,
-                        *, at_hz: float | None = None) -> dict[str, float]:
-    """The long-term spectrum's largest excess over its envelope within ``band_hz`` (or at ``at_hz``).
+def resonance_profile(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The long-term spectrum on a 48-per-octave grid: ``(frequencies_hz, level_db, excess_db)``.
 
-    The long-term power spectrum (8192-point Hann frames) is first averaged over 1/6 octave
-    around each point of a 48-per-octave grid, which blurs a voice's harmonic
-    lines and the formants of its changing vowels; the envelope is the median
-    of that over +-1/3 octave. A fixed resonance (a harsh 3 kHz ring) then
-    stands out by its excess in dB. At 1/12 octave the demo voice's formant
-    near 1.75 kHz outranks its planted 3 kHz resonance.
+    The long-term power spectrum (8192-point Hann frames) is averaged over
+    1/6 octave around each grid point, which blurs a voice's harmonic lines and
+    the formants of its changing vowels; the excess is the level over the
+    median of that over +-1/3 octave. A fixed resonance (a harsh 3 kHz ring)
+    stands out by its excess. (At 1/12 octave the demo voice's formant near
+    1.75 kHz outranks its planted 3 kHz resonance.)
     """
     mid, _ = _mid_side(audio)
+    grid = np.geomspace(50.0, min(20000.0, sample_rate * 0.45), 48 * 9)
     if mid.shape[0] < 256:
-        return {"frequency_hz": float("nan"), "excess_db": float("nan")}
+        nan = np.full(grid.shape, np.nan)
+        return grid, nan, nan
     f, p = _long_term_spectrum(mid, sample_rate)
-    grid = np.geomspace(50.0, min(20000.0, sample_rate * 0.45), 48 * 9)  # 48 points per octave
     cumulative = np.concatenate([[0.0], np.cumsum(p)])
     lo = np.searchsorted(f, grid * 2.0 ** (-1.0 / 12.0))
     hi = np.maximum(np.searchsorted(f, grid * 2.0 ** (1.0 / 12.0)), lo + 1)
     level = _db((cumulative[hi] - cumulative[lo]) / (hi - lo))
     envelope = median_filter(level, size=33, mode="nearest")  # +-16 points = +-1/3 octave
-    excess = level - envelope
-    if at_hz is not None:
-        j = int(np.argmin(np.abs(grid - at_hz)))
-    else:
-        inside = np.flatnonzero((grid >= band_hz[0]) & (grid <= band_hz[1]))
-        j = int(inside[np.argmax(excess[inside])])
+    return grid, level, level - envelope
+
+
+def strongest_resonance(audio: np.ndarray, sample_rate: int,
+                        band_hz: tuple[float, float] = HARSH_BAND_HZ) -> dict[str, float]:
+    """The largest excess of the long-term spectrum over its envelope within ``band_hz``."""
+    grid, _, excess = resonance_profile(audio, sample_rate)
+    inside = np.flatnonzero((grid >= band_hz[0]) & (grid <= band_hz[1]))
+    if not np.isfinite(excess[inside]).any():
+        return {"frequency_hz": float("nan"), "excess_db": float("nan")}
+    j = int(inside[np.nanargmax(excess[inside])])
     return {"frequency_hz": float(grid[j]), "excess_db": float(excess[j])}
+
+
+def largest_cut(before: np.ndarray, after: np.ndarray, sample_rate: int,
+                band_hz: tuple[float, float] = HARSH_BAND_HZ) -> dict[str, float]:
+    """Where a repair lowered the long-term spectrum most within ``band_hz`` (1/6-octave resolution),
+    by how much, and the excess over the envelope there before and after."""
+    grid, level_b, excess_b = resonance_profile(before, sample_rate)
+    _, level_a, excess_a = resonance_profile(after, sample_rate)
+    inside = np.flatnonzero((grid >= band_hz[0]) & (grid <= band_hz[1]))
+    cut = level_b - level_a
+    if not np.isfinite(cut[inside]).any():
+        nan = float("nan")
+        return {"frequency_hz": nan, "cut_db": nan, "before_db": nan, "after_db": nan}
+    j = int(inside[np.nanargmax(cut[inside])])
+    return {"frequency_hz": float(grid[j]), "cut_db": float(cut[j]),
+            "before_db": float(excess_b[j]), "after_db": float(excess_a[j])}
 
 
 def hit_crest_db(audio: np.ndarray, sample_rate: int) -> float:

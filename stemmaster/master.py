@@ -27,7 +27,7 @@ from stemmaster.dsp.limiter import TruePeakLimiter, detector_envelope
 from stemmaster.dsp.low_end_mono import LowEndMono
 from stemmaster.dsp.processor import check_range
 from stemmaster.errors import AudioError, Cancelled, SettingsError, StemmasterError
-from stemmaster.meters.loudness import gated_loudness_lufs, integrated_lufs
+from stemmaster.meters.loudness import gated_loudness_lufs, gated_loudness_of_k_weighted, integrated_lufs, k_weighted
 from stemmaster.meters.truepeak import true_peak_dbtp
 from stemmaster.profiles import DEFAULT_PROFILE, get_profile
 
@@ -222,7 +222,8 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
         raise Cancelled("mastering cancelled")
 
     limiter = replace(settings.true_peak_limiter, ceiling_dbtp=bus.ceiling_dbtp)
-    pre_lufs = gated_loudness_lufs(x, sample_rate)
+    k_weighted_x = k_weighted(x, sample_rate)  # the estimate passes measure K(x) * drive * gain
+    pre_lufs = gated_loudness_of_k_weighted(k_weighted_x, sample_rate)
     envelope = detector_envelope(x)  # linear in the drive: measured once for every pass
     # The search steers on the fast gated meter; pyloudnorm then measures the
     # result, and should the two ever differ by more than the tolerance, the
@@ -243,7 +244,10 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
         # computed for that drive and its loudness checked again.
         gain = limiter.gain(driven, sample_rate, envelope=envelope * drive_lin, verify=verified)
         y = driven * gain
-        fast = gated_loudness_lufs(y, sample_rate)
+        if verified:
+            fast = gated_loudness_lufs(y, sample_rate)
+        else:  # within 0.01 LU of measuring y itself, without K-weighting it again
+            fast = gated_loudness_of_k_weighted(k_weighted_x * (drive_lin * gain), sample_rate)
         tried.append((drive, fast))
         log.append(f"pass {it}: drive {drive:+.2f} dB -> {fast:.2f} LUFS{'' if verified else ' (estimate)'}")
         if abs(aim - fast) <= bus.tolerance_lu * 0.5:

@@ -425,3 +425,21 @@ def test_gated_loudness_of_silence_is_minus_inf():
 
     assert gated_loudness_lufs(np.zeros((2, 48000)), 48000) == float("-inf")
     assert gated_loudness_lufs(np.zeros((2, 100)), 48000) == float("-inf")
+
+
+def test_k_weight_once_then_gain_reads_like_measuring_the_limited_signal():
+    # the master's loudness search relies on K(x) * g ~ K(x * g) for a limiter's gain curve
+    from stemmaster.demo import demo_mix, make_demo_stems
+    from stemmaster.dsp.limiter import TruePeakLimiter
+    from stemmaster.meters.loudness import gated_loudness_lufs, gated_loudness_of_k_weighted, k_weighted
+
+    sr = 44100
+    x = demo_mix(make_demo_stems(sample_rate=sr, duration_s=12.0)).astype(np.float64)
+    kx = k_weighted(x, sr)
+    assert gated_loudness_of_k_weighted(kx, sr) == pytest.approx(gated_loudness_lufs(x, sr), abs=1e-9)
+    for drive_db in (6.0, 12.0, 18.0):
+        d = 10 ** (drive_db / 20)
+        g = TruePeakLimiter(ceiling_dbtp=-1.0).gain(x * d, sr)
+        assert g.min() < 10 ** (-3 / 20)  # it really limits
+        exact = gated_loudness_lufs(x * d * g, sr)
+        assert abs(gated_loudness_of_k_weighted(kx * (d * g), sr) - exact) < 0.02

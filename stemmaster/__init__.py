@@ -14,4 +14,5 @@ from stemmaster.errors import (  # noqa: F401
     StemmasterError,
 )
 
+__all__ = ["AudioError", "Cancelled", "ProjectError", "SeparationError", "SettingsError", "StemmasterError"]
 __version__ = "0.1.0"

@@ -14,14 +14,14 @@ import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import tomli_w
 
-from stemmaster.atomic import atomic_write_text, sha256_file
+from stemmaster.atomic import atomic_write_text
 from stemmaster.audio_io import read_audio, resample, write_audio
 from stemmaster.dsp.dither import quantize
 from stemmaster.errors import AudioError, Cancelled, ProjectError
@@ -30,7 +30,7 @@ from stemmaster.meters.analysis import measure
 from stemmaster.meters.loudness import gated_loudness_lufs
 from stemmaster.meters.truepeak import interpolation_gain_bound, sample_peak_dbfs, true_peak_dbtp
 from stemmaster.meters.spectral import hit_crest_db, largest_cut, side_low_db, sibilance_db, sibilant_frames
-from stemmaster.project import Project, RenderRecord, Stem, save_project
+from stemmaster.project import Project, RenderRecord, save_project
 from stemmaster.repair import build_chain
 from stemmaster.report import REPORT_SCHEMA, report_json, report_markdown
 

@@ -40,3 +40,27 @@ def ffmpeg_ebur128(path: Path) -> tuple[float, float]:
     integrated = float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary).group(1))
     peak = float(re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary).group(1))
     return integrated, peak
+
+
+def assert_edge_signal_contract(proc, signals, sample_rate: int) -> list:
+    """The processor contract on edge signals (each ``(channels, samples)``; the first sets the length).
+
+    For every signal in float32 and float64: same shape and dtype out, finite, input not mutated.
+    Then: silence in is silence out, and an empty input keeps its shape. Returns the outputs.
+    """
+    import numpy as np
+
+    outputs = []
+    for x in signals:
+        for dtype in (np.float32, np.float64):
+            xin = x.astype(dtype)
+            before = xin.copy()
+            y = proc.process(xin, sample_rate)
+            assert y.shape == xin.shape and y.dtype == dtype
+            assert np.all(np.isfinite(y))
+            assert np.array_equal(xin, before), "input mutated"
+            outputs.append(y)
+    n = signals[0].shape[1]
+    assert np.array_equal(proc.process(np.zeros((2, n)), sample_rate), np.zeros((2, n)))
+    assert proc.process(np.zeros((2, 0), np.float32), sample_rate).shape == (2, 0)
+    return outputs

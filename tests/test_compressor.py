@@ -7,6 +7,7 @@ import pytest
 
 from stemmaster.dsp.compressor import GlueCompressor
 from stemmaster.errors import SettingsError
+from tests.helpers import assert_edge_signal_contract
 
 RATES = (44100, 48000, 96000)
 
@@ -122,14 +123,11 @@ def test_contract_shape_dtype_no_mutation_and_finite_edge_signals(sample_rate):
     comp = GlueCompressor(threshold_db=-30.0, ratio=20.0, attack_ms=0.1, makeup_db=6.0)
     n = sample_rate // 2
     rng = np.random.default_rng(4)
-    for x in (np.zeros((2, n)), np.full((2, n), -1.0), np.ones((1, n)), np.sign(rng.standard_normal((2, n)))):
+    signals = [np.zeros((2, n)), np.full((2, n), -1.0), np.ones((1, n)), np.sign(rng.standard_normal((2, n)))]
+    assert_edge_signal_contract(comp, signals, sample_rate)
+    for x in signals:
         for dtype in (np.float32, np.float64):
-            xin = x.astype(dtype)
-            before = xin.copy()
-            y = comp.process(xin, sample_rate)
-            assert y.shape == xin.shape and y.dtype == dtype
-            assert np.all(np.isfinite(y)) and np.all(np.isfinite(comp.gain_db(xin, sample_rate)))
-            assert np.array_equal(xin, before)
+            assert np.all(np.isfinite(comp.gain_db(x.astype(dtype), sample_rate)))
     assert comp.gain_db(np.zeros((2, 0)), sample_rate).shape == (0,)
 
 

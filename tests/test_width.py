@@ -8,6 +8,7 @@ import pytest
 
 from stemmaster.dsp.width import StereoWidth
 from stemmaster.errors import AudioError, SettingsError
+from tests.helpers import assert_edge_signal_contract
 
 RATES = (44100, 48000, 96000)
 
@@ -90,16 +91,7 @@ def test_contract_shape_dtype_no_mutation_and_finite_edge_signals(sample_rate):
     full_side = np.vstack([np.ones(n), -np.ones(n)])
     signals = [np.zeros((2, n)), np.full((2, n), 0.5), full_side, np.ones((1, n)), noise_sign]
     for proc in (StereoWidth(width=0.0), StereoWidth(width=2.0, mid_gain_db=12.0), StereoWidth(width=0.7)):
-        for x in signals:
-            for dtype in (np.float32, np.float64):
-                xin = x.astype(dtype)
-                before = xin.copy()
-                y = proc.process(xin, sample_rate)
-                assert y.shape == xin.shape and y.dtype == dtype
-                assert np.all(np.isfinite(y))
-                assert np.array_equal(xin, before)
-        assert np.array_equal(proc.process(np.zeros((2, n)), sample_rate), np.zeros((2, n)))
-        assert proc.process(np.zeros((2, 0), np.float32), sample_rate).shape == (2, 0)
+        assert_edge_signal_contract(proc, signals, sample_rate)
 
 
 @pytest.mark.parametrize("n", (1, 2, 10))

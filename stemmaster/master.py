@@ -25,7 +25,7 @@ from stemmaster.dsp.compressor import GlueCompressor
 from stemmaster.dsp.eq import ToneEQ
 from stemmaster.dsp.limiter import TruePeakLimiter, detector_envelope
 from stemmaster.dsp.low_end_mono import LowEndMono
-from stemmaster.dsp.processor import check_range
+from stemmaster.dsp.processor import check_range, gain_to_db
 from stemmaster.errors import AudioError, Cancelled, SettingsError, StemmasterError
 from stemmaster.meters.loudness import gated_loudness_lufs, gated_loudness_of_k_weighted, integrated_lufs, k_weighted
 from stemmaster.meters.truepeak import true_peak_dbtp
@@ -180,10 +180,6 @@ class MasterResult:
     log: list[str]
 
 
-def _db(x: float) -> float:
-    return 20.0 * math.log10(x) if x > 0 else float("-inf")
-
-
 def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
                progress: Progress | None = None, cancel: CancelCheck | None = None) -> MasterResult:
     """Master ``mix`` (``(channels, samples)`` float) to the settings' target and ceiling.
@@ -272,7 +268,7 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
     return MasterResult(
         audio=y, sample_rate=sample_rate, staging_gain_db=staging_db, drive_gain_db=drive,
         integrated_lufs=lufs, true_peak_dbtp=tp,
-        limiter_max_reduction_db=max(0.0, -_db(float(gain.min()))) if gain.size else 0.0,
+        limiter_max_reduction_db=max(0.0, -gain_to_db(float(gain.min()))) if gain.size else 0.0,
         compressor_max_reduction_db=comp_max_db, iterations=len(tried), log=log,
     )
 

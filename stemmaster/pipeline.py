@@ -105,9 +105,11 @@ def mix_stems(stems: list[StemAudio], sample_rate: int, *, progress: Progress | 
         raise AudioError(f"stems differ in length ({sorted(length)} samples); re-import them")
     soloed = any(s.solo for s in stems)
 
+    chains = {s.name: build_chain(s.chain, stem=s.name) for s in stems}  # all valid before any work starts
+
     def repair_one(s: StemAudio) -> tuple[np.ndarray, dict[str, Any]]:
         audible = (not s.mute) and (s.solo or not soloed)
-        chain = build_chain(s.chain, stem=s.name)
+        chain = chains[s.name]
         if not audible:
             return np.zeros(s.audio.shape, dtype=np.float32), {"chain": [], "effects": {}}
         stages = []
@@ -120,8 +122,6 @@ def mix_stems(stems: list[StemAudio], sample_rate: int, *, progress: Progress | 
         out = (repaired * 10.0 ** (s.gain_db / 20.0)).astype(np.float32)
         return out, {"chain": chain.kinds(), "effects": effects}
 
-    for s in stems:  # every chain valid before any work starts
-        build_chain(s.chain, stem=s.name)
     processed: dict[str, np.ndarray] = {}
     repairs: dict[str, Any] = {}
     # Stems are independent and the processors' kernels release the GIL, so

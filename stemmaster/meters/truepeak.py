@@ -10,7 +10,7 @@ accurately. The fixed-point headroom step of Annex 2 (-12.04 dB before,
 
 The peak search runs as a numba polyphase kernel in float32 that never
 stores the 4x signal, so it needs no more memory than the input and is about
-6x faster than upsampling with ``resample_poly`` and taking the maximum (which
+7x faster on one core than upsampling with ``resample_poly`` and taking the maximum (which
 it equals within 3e-7 of full scale; ``oversample_4x`` gives the upsampled
 signal itself).
 
@@ -76,8 +76,8 @@ def _interval_peaks(xp: np.ndarray, taps: np.ndarray) -> np.ndarray:
     """``out[k]`` = max over phases p of |sum_j taps[p, j] * xp[k + j]| (interval [k, k+1)).
 
     Float32 (rounding error about 3e-7 of full scale, 3e-6 dB) and blocked so
-    the innermost loop runs over contiguous output samples and vectorises:
-    twice as fast as a float64 reduction over the taps. ``xp`` is padded, so
+    the innermost loop runs over contiguous output samples and vectorises
+    (AVX2/AVX-512): about 8x as fast as a float64 reduction over the taps. ``xp`` is padded, so
     there are no bounds checks.
     """
     n_phase, n_tap = taps.shape
@@ -92,8 +92,12 @@ def _interval_peaks(xp: np.ndarray, taps: np.ndarray) -> np.ndarray:
             acc[:] = 0.0
             for j in range(n_tap):
                 t = taps[p, j]
+                # a slice, not ``xp[k0 + i + j]``: numba's negative-index
+                # wraparound on a computed index stops LLVM vectorising the loop
+                # (4x slower); indices into a slice from ``range`` are known >= 0
+                xs = xp[k0 + j:k0 + j + m]
                 for i in range(m):
-                    acc[i] += t * xp[k0 + i + j]
+                    acc[i] += t * xs[i]
             for i in range(m):
                 a = abs(acc[i])
                 if a > best[i]:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy.signal import sosfilt
 
+from stemmaster.dsp.biquad import sos_filter
 from stemmaster.dsp.processor import Processor, check_range
 
 MAX_GAIN_DB = 12.0
@@ -83,4 +83,4 @@ class ToneEQ(Processor):
         sos = self.sections(sample_rate)
         if len(sos) == 0:
             return audio.copy()
-        return sosfilt(sos, audio, axis=-1)
+        return sos_filter(sos, audio)

@@ -17,7 +17,7 @@ Ends: each row is extended at both ends by an even (mirror) reflection as long
 as the slowest pole needs to decay to -140 dB (capped at the signal's length
 minus one), and each filter pass starts in its steady state for the first
 sample it sees, as ``scipy.signal.sosfiltfilt`` does. The recursion itself is
-a Numba kernel that runs two sections and two channels interleaved, about
+the Numba kernel of ``dsp/biquad.py`` that runs two sections and two channels interleaved, about
 twice as fast as ``sosfiltfilt``; for filters of one or two sections the result
 is bit-identical to ``sosfiltfilt(sos, x, padtype="even", padlen=pad)``.
 """
@@ -28,10 +28,10 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numba
 import numpy as np
 from scipy.signal import butter, sosfilt_zi, sosfreqz
 
+from stemmaster.dsp.biquad import IDENTITY_SECTION, pair_pass
 from stemmaster.dsp.processor import Processor, check_range
 from stemmaster.errors import SettingsError
 
@@ -39,7 +39,6 @@ MIN_HZ, MAX_HZ = 10.0, 1000.0
 ORDERS: tuple[int, ...] = (2, 4)
 NYQUIST_FRACTION = 0.45  # cutoffs are clamped below this fraction of the sample rate
 EDGE_DECAY = 1e-7  # the ends are padded until the slowest pole has decayed this far (-140 dB)
-_IDENTITY_SECTION = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
 
 
 def butter_sos(btype: str, freq_hz: float, order: int, sample_rate: int) -> np.ndarray:
@@ -60,55 +59,6 @@ def edge_pad_length(sos: np.ndarray) -> int:
     return int(math.ceil(math.log(EDGE_DECAY) / math.log(radius)))
 
 
-@numba.njit(cache=True, nogil=True)
-def _pair_pass(x: np.ndarray, row: int, both: bool, b: np.ndarray, d: np.ndarray,
-               zb: np.ndarray, zd: np.ndarray, reverse: bool) -> None:
-    """Run sections ``b`` then ``d`` over ``x[row]`` (and ``x[row + 1]`` when ``both``), in place.
-
-    Transposed direct form II; each section starts in the steady state for
-    the first sample it meets (``zb``, ``zd``: the states for a unit step
-    into the pair). ``reverse`` runs from the last sample to the first.
-    """
-    n = x.shape[1]
-    b0, b1, b2, a1, a2 = b[0], b[1], b[2], b[4], b[5]
-    d0, d1, d2, e1, e2 = d[0], d[1], d[2], d[4], d[5]
-    first = n - 1 if reverse else 0
-    f = x[row, first]
-    p0, p1, q0, q1 = zb[0] * f, zb[1] * f, zd[0] * f, zd[1] * f
-    if not both:
-        for k in range(n):
-            i = n - 1 - k if reverse else k
-            v = x[row, i]
-            y = b0 * v + p0
-            p0 = b1 * v - a1 * y + p1
-            p1 = b2 * v - a2 * y
-            u = d0 * y + q0
-            q0 = d1 * y - e1 * u + q1
-            q1 = d2 * y - e2 * u
-            x[row, i] = u
-        return
-    g = x[row + 1, first]
-    r0, r1, s0, s1 = zb[0] * g, zb[1] * g, zd[0] * g, zd[1] * g
-    for k in range(n):  # two independent channels interleaved: twice the work, same latency
-        i = n - 1 - k if reverse else k
-        v = x[row, i]
-        w = x[row + 1, i]
-        y = b0 * v + p0
-        t = b0 * w + r0
-        p0 = b1 * v - a1 * y + p1
-        r0 = b1 * w - a1 * t + r1
-        p1 = b2 * v - a2 * y
-        r1 = b2 * w - a2 * t
-        u = d0 * y + q0
-        h = d0 * t + s0
-        q0 = d1 * y - e1 * u + q1
-        s0 = d1 * t - e1 * h + s1
-        q1 = d2 * y - e2 * u
-        s1 = d2 * t - e2 * h
-        x[row, i] = u
-        x[row + 1, i] = h
-
-
 def zero_phase_sos(sos: np.ndarray, audio: np.ndarray) -> np.ndarray:
     """Filter each row of ``audio`` (float64 ``(rows, n)``) forward and backward through ``sos``.
 
@@ -122,7 +72,7 @@ def zero_phase_sos(sos: np.ndarray, audio: np.ndarray) -> np.ndarray:
         return audio.copy()
     sos = np.asarray(sos, dtype=np.float64)
     if len(sos) % 2:
-        sos = np.vstack([sos, _IDENTITY_SECTION])
+        sos = np.vstack([sos, IDENTITY_SECTION])
     pad = min(edge_pad_length(sos), n - 1)
     buf = np.empty((rows, n + 2 * pad))
     buf[:, pad:pad + n] = audio
@@ -136,7 +86,7 @@ def zero_phase_sos(sos: np.ndarray, audio: np.ndarray) -> np.ndarray:
             row = 0
             while row < rows:
                 both = row + 1 < rows
-                _pair_pass(buf, row, both, b, d, zi[0], zi[1], reverse)
+                pair_pass(buf, row, both, b, d, zi[0], zi[1], reverse)
                 row += 2 if both else 1
     return buf[:, pad:pad + n]
 

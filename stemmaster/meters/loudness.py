@@ -30,8 +30,8 @@ import math
 import warnings
 
 import numpy as np
-from scipy.signal import sosfilt
 
+from stemmaster.dsp.biquad import sos_filter
 from stemmaster.errors import AudioError
 
 BLOCK_S = 0.4  # momentary window and BS.1770 gating block
@@ -109,7 +109,7 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
 
 
 def _k_weighted64(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    return sosfilt(k_weighting_sos(sample_rate), audio, axis=-1)
+    return sos_filter(k_weighting_sos(sample_rate), audio)  # scipy's sosfilt, bit for bit
 
 
 def k_weighted(audio: np.ndarray, sample_rate: int) -> np.ndarray:

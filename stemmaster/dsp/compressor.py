@@ -17,10 +17,10 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numba
 import numpy as np
 from scipy.signal import lfilter
 
-from stemmaster.dsp._recursive import smooth_gain_db
 from stemmaster.dsp.processor import Processor, check_range
 
 # RMS averaging time constant. Short enough to add only ~3 ms to the attack;
@@ -33,6 +33,41 @@ _FLOOR_MS = 1e-20  # mean-square floor (-200 dB) so silence has a finite level
 def _coef(time_ms: float, sample_rate: int) -> float:
     """One-pole coefficient reaching 1 - 1/e of a step in ``time_ms``."""
     return math.exp(-1000.0 / (time_ms * sample_rate))
+
+
+@numba.njit(cache=True, nogil=True)
+def _gain_reduction_db(x: np.ndarray, det_coef: float, threshold_db: float, slope: float, knee_db: float,
+                       attack_coef: float, release_coef: float) -> np.ndarray:
+    """Steps 1-3 in one pass over ``x`` ``(channels, samples)`` float64: the smoothed
+    gain reduction in dB (``<= 0``), shaped ``(samples,)``.
+
+    The same arithmetic as ``level_db`` -> ``static_gain_db`` ->
+    ``smooth_gain_db`` (``test_compressor`` checks they agree), without the
+    full-length temporaries.
+    """
+    channels, n = x.shape
+    out = np.empty(n)
+    ms = np.zeros(channels)
+    half = knee_db / 2.0
+    y = 0.0
+    for i in range(n):
+        level = 0.0
+        for c in range(channels):
+            v = x[c, i]
+            ms[c] = (1.0 - det_coef) * (v * v) + det_coef * ms[c]
+            if ms[c] > level:
+                level = ms[c]
+        over = 10.0 * math.log10(max(level, _FLOOR_MS)) - threshold_db
+        if half > 0.0 and abs(over) <= half:
+            gr = slope * (over + half) ** 2 / (2.0 * knee_db)
+        elif over > half:
+            gr = slope * over
+        else:
+            gr = 0.0
+        c = attack_coef if gr < y else release_coef
+        y = c * y + (1.0 - c) * gr
+        out[i] = y
+    return out
 
 
 @dataclass(frozen=True)
@@ -83,13 +118,12 @@ class GlueCompressor(Processor):
         audio = np.asarray(audio, dtype=np.float64)
         if audio.shape[-1] == 0:
             return np.zeros(0)
-        gr = self.static_gain_db(self.level_db(audio, sample_rate))
-        if self.ratio != 1.0:
-            gr = smooth_gain_db(
-                np.ascontiguousarray(gr),
-                _coef(self.attack_ms, sample_rate),
-                _coef(self.release_ms, sample_rate),
-            )
+        if self.ratio == 1.0:
+            return np.full(audio.shape[-1], float(self.makeup_db))
+        x = np.ascontiguousarray(np.atleast_2d(audio))
+        gr = _gain_reduction_db(x, _coef(DETECTOR_MS, sample_rate), float(self.threshold_db),
+                                1.0 / self.ratio - 1.0, float(self.knee_db),
+                                _coef(self.attack_ms, sample_rate), _coef(self.release_ms, sample_rate))
         return np.minimum(gr, 0.0) + self.makeup_db
 
     def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -8,7 +8,8 @@ from scipy.signal import correlate
 
 from stemmaster.dsp import limiter as limiter_module
 from stemmaster.dsp._recursive import moving_average_past as _moving_average_past
-from stemmaster.dsp.limiter import DETECTOR, TruePeakLimiter, _window_min
+from stemmaster.dsp._recursive import window_min as _window_min
+from stemmaster.dsp.limiter import DETECTOR, TruePeakLimiter
 from stemmaster.errors import AudioError, SettingsError
 from stemmaster.meters.truepeak import true_peak_dbtp, true_peak_linear
 from tests.helpers import assert_edge_signal_contract
@@ -69,9 +70,14 @@ def test_output_true_peak_is_under_the_ceiling(sample_rate, ceiling, signal):
         # square's Gibbs peaks fall between the 4x points: 4x reads them 0.055 dB low)
         detector_db = 20 * np.log10(true_peak_linear(y.astype(np.float64), DETECTOR))
         assert ceiling - 0.01 < detector_db <= ceiling
-    gain, passes = lim._gain_and_passes(x, sample_rate)
+    gain, passes, _ = lim._gain_and_passes(x, sample_rate)
     assert passes <= 2  # no fallback; in fact one pass for all of these
     assert np.all(gain <= 1.0) and np.all(gain > 0.0)
+    # the peak it reports is the detector's reading of its output, which bounds the 4x meter's
+    gain2, peak = lim.gain_and_peak(x, sample_rate)
+    assert np.array_equal(gain2, gain)
+    assert peak == pytest.approx(true_peak_linear(x * gain, DETECTOR), rel=1e-6)
+    assert true_peak_linear(x * gain) <= peak * (1 + 1e-6) and peak <= 10 ** (ceiling / 20)
 
 
 @pytest.mark.parametrize("lookahead_ms, release_ms",
@@ -80,7 +86,7 @@ def test_guarantee_holds_at_extreme_timings(lookahead_ms, release_ms):
     lim = TruePeakLimiter(ceiling_dbtp=-0.1, lookahead_ms=lookahead_ms, release_ms=release_ms)
     for make in SIGNALS.values():
         x = make(48000, -0.1)
-        gain, passes = lim._gain_and_passes(x, 48000)
+        gain, passes, _ = lim._gain_and_passes(x, 48000)
         assert passes <= limiter_module.MAX_PASSES
         assert true_peak_dbtp((x * gain).astype(np.float32)) <= -0.1
 
@@ -166,7 +172,7 @@ def test_non_finite_input_is_refused():
 
 def test_gain_alignment_keeps_every_sample_under_its_requirement():
     rng = np.random.default_rng(10)
-    for length in (1, 2, 7, 64):
+    for length in (1, 2, 7, 64, 700):
         for guard in (0, 3):
             r = np.minimum(1.0, rng.uniform(0.2, 1.6, 500))
             held = _window_min(r, guard, length - 1 + guard)

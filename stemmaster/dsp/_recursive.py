@@ -12,25 +12,6 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def smooth_gain_db(target_db: np.ndarray, attack_coef: float, release_coef: float) -> np.ndarray:
-    """One-pole attack/release smoothing of a gain curve in dB (``<= 0``), starting at 0 dB.
-
-    While the target falls below the smoothed value (more reduction) the
-    attack coefficient is used, otherwise the release one:
-    ``y[n] = c * y[n-1] + (1 - c) * target[n]``.
-    """
-    n = target_db.shape[0]
-    out = np.empty(n)
-    y = 0.0
-    for i in range(n):
-        x = target_db[i]
-        c = attack_coef if x < y else release_coef
-        y = c * y + (1.0 - c) * x
-        out[i] = y
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
 def release_under(required: np.ndarray, rise: float) -> np.ndarray:
     """``g[n] = min(required[n], g[n-1] + (1 - g[n-1]) * rise)`` with ``g[-1] = 1``.
 
@@ -70,4 +51,33 @@ def moving_average_past(x: np.ndarray, length: int) -> np.ndarray:
         if busy == 0:
             total = 0.0
         out[i] = 1.0 - total / length
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def window_min(x: np.ndarray, before: int, after: int) -> np.ndarray:
+    """``y[n] = min(x[n-before .. n+after])``, with ``x`` taken as 1 outside ``[0, len(x))``.
+
+    A monotonic queue (each sample enters and leaves once, so the cost does
+    not grow with the window) in a ring buffer of the window's size.
+    """
+    n = x.shape[0]
+    size = before + after + 2  # the window, plus the newest sample before the oldest leaves
+    idx = np.empty(size, dtype=np.int64)
+    val = np.empty(size)
+    out = np.empty(n)
+    head = 0  # positions count up forever; slots are position % size
+    tail = 0
+    for j in range(-before, n + after):
+        v = x[j] if 0 <= j < n else 1.0
+        while tail > head and val[(tail - 1) % size] >= v:
+            tail -= 1
+        idx[tail % size] = j
+        val[tail % size] = v
+        tail += 1
+        o = j - after
+        if o >= 0:
+            while idx[head % size] < o - before:
+                head += 1
+            out[o] = val[head % size]
     return out

@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
+from scipy.ndimage import maximum_filter1d
 
-from stemmaster.dsp._recursive import moving_average_past, release_under
+from stemmaster.dsp._recursive import moving_average_past, release_under, window_min
 from stemmaster.dsp.processor import Processor, check_range
 from stemmaster.errors import AudioError
 from stemmaster.meters.truepeak import Interpolator, true_peak_envelope
@@ -64,15 +64,6 @@ _MERGE = 2048  # regions to re-measure are widened by this, merging nearby ones
 def detector_envelope(audio: np.ndarray) -> np.ndarray:
     """The limiter's peak detector on ``audio`` ``(channels, samples)``: linear, shaped ``(samples,)``."""
     return true_peak_envelope(audio, DETECTOR)
-
-
-def _window_min(x: np.ndarray, before: int, after: int) -> np.ndarray:
-    """``y[n] = min(x[n-before .. n+after])`` with ``x`` taken as 1 outside."""
-    n = x.shape[0]
-    size = before + after + 1
-    padded = np.concatenate([np.ones(before), x, np.ones(after)])
-    centred = minimum_filter1d(padded, size, mode="constant", cval=1.0)
-    return centred[size // 2:size // 2 + n]
 
 
 def _remeasure(env: np.ndarray, out: np.ndarray, changed: np.ndarray) -> np.ndarray:
@@ -112,16 +103,17 @@ class TruePeakLimiter(Processor):
 
     def _gain_and_passes(self, audio: np.ndarray, sample_rate: int,
                          envelope: np.ndarray | None = None, verify: bool = True) -> tuple[np.ndarray, int]:
-        """The gain curve and the number of passes it took (``MAX_PASSES + 1``: fallback used)."""
+        """The gain curve, the number of passes it took (``MAX_PASSES + 1``: fallback used) and
+        the detector's peak of ``audio * gain`` (linear; NaN when ``verify`` is off and it was not measured)."""
         audio = np.asarray(audio, dtype=np.float64)
         n = audio.shape[-1]
         total = np.ones(n)
         if n == 0:
-            return total, 0
+            return total, 0, 0.0
         if not np.isfinite(audio).all():
             raise AudioError("the limiter's input contains NaN or infinite samples")
         if envelope is None:
-            env = true_peak_envelope(audio, DETECTOR)
+            env = detector_envelope(audio)
         else:
             env = np.asarray(envelope, dtype=np.float64)
             if env.shape != (n,):
@@ -129,7 +121,7 @@ class TruePeakLimiter(Processor):
         if not np.isfinite(env.max()):
             raise AudioError("the limiter's input contains NaN or infinite samples")
         if env.max() <= 10.0 ** (self.ceiling_dbtp / 20.0):
-            return total, 0  # already under the ceiling: untouched
+            return total, 0, float(env.max())  # already under the ceiling: untouched
         target = 10.0 ** ((self.ceiling_dbtp - TARGET_MARGIN_DB) / 20.0)
         accept = 10.0 ** ((self.ceiling_dbtp - TARGET_MARGIN_DB / 2) / 20.0)  # rounding slack
         length = min(n, self.lookahead_samples(sample_rate))
@@ -140,19 +132,20 @@ class TruePeakLimiter(Processor):
             # the first pass asks for the ceiling; later ones, correcting what
             # moving gain added, aim as far under as the output was over
             required[over] = (target / env[over]) ** (1 if done == 1 else 2)
-            held = _window_min(required, PEAK_GUARD, length - 1 + PEAK_GUARD)
+            held = window_min(required, PEAK_GUARD, length - 1 + PEAK_GUARD)
             if done == 1:
                 held = release_under(held, rise)
             step = np.minimum(moving_average_past(held, length), 1.0)
             total *= step
             if not verify:
-                return total, done  # the first pass only: a loudness estimate, no guarantee
+                return total, done, float("nan")  # the first pass only: a loudness estimate, no guarantee
             out = audio * total
             env = _remeasure(env, out, step < 1.0)
             if env.max() <= accept:
-                return total, done
-        total *= target / env.max()  # not reached in testing; keeps the promise regardless
-        return total, MAX_PASSES + 1
+                return total, done, float(env.max())
+        peak = float(env.max())
+        total *= target / peak  # not reached in testing; keeps the promise regardless
+        return total, MAX_PASSES + 1, target
 
     def gain(self, audio: np.ndarray, sample_rate: int, *, envelope: np.ndarray | None = None,
              verify: bool = True) -> np.ndarray:
@@ -169,6 +162,13 @@ class TruePeakLimiter(Processor):
         what a loudness search needs from every pass but the last.
         """
         return self._gain_and_passes(audio, int(sample_rate), envelope, verify)[0]
+
+    def gain_and_peak(self, audio: np.ndarray, sample_rate: int, *,
+                      envelope: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """The verified gain curve (as ``gain``) and the true peak of ``audio * gain`` as the
+        8x detector reads it (linear, ``<=`` the ceiling), which bounds the 4x meter's reading."""
+        total, _, peak = self._gain_and_passes(audio, int(sample_rate), envelope, True)
+        return total, peak
 
     def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         return audio * self.gain(audio, sample_rate)

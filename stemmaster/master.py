@@ -248,17 +248,17 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
             raise Cancelled("mastering cancelled")
         report(0.25 + 0.7 * min(it, 6) / 6.0, f"limiter and loudness, pass {it}")
         drive_lin = 10.0 ** (drive / 20.0)
-        driven = x * drive_lin
         # Passes steer on the limiter's first pass alone; once the loudness is
         # on target, the guaranteed gain (output measured and corrected) is
         # computed for that drive and its loudness checked again.
         if verified:
+            driven = x * drive_lin
             gain, peak = limiter.gain_and_peak(driven, sample_rate, envelope=envelope * drive_lin)
             y = driven * gain
             fast = gated_loudness_lufs(y, sample_rate)
         else:  # within 0.01 LU of measuring y itself, without K-weighting it again
-            gain = limiter.gain(driven, sample_rate, envelope=envelope * drive_lin, verify=False)
-            fast = gated_loudness_of_k_weighted(k_weighted_x * (drive_lin * gain), sample_rate)
+            gain = limiter.estimate_gain(envelope * drive_lin, sample_rate)
+            fast = gated_loudness_of_k_weighted(k_weighted_x, sample_rate, gain * drive_lin)
         tried.append((drive, fast))
         log.append(f"pass {it}: drive {drive:+.2f} dB -> {fast:.2f} LUFS{'' if verified else ' (estimate)'}")
         if abs(aim - fast) <= bus.tolerance_lu * 0.5:

@@ -8,6 +8,7 @@ from scipy.signal import correlate
 
 from stemmaster.dsp import limiter as limiter_module
 from stemmaster.dsp._recursive import moving_average_past as _moving_average_past
+from stemmaster.dsp._recursive import limiter_pass, release_under
 from stemmaster.dsp._recursive import window_min as _window_min
 from stemmaster.dsp.limiter import DETECTOR, TruePeakLimiter
 from stemmaster.errors import AudioError, SettingsError
@@ -185,6 +186,23 @@ def test_gain_alignment_keeps_every_sample_under_its_requirement():
             for shift in range(-guard, guard + 1):
                 lo, hi = max(0, shift), min(len(r), len(r) + shift)
                 assert np.all(s[lo:hi] <= r[lo - shift:hi - shift] + 1e-12)
+
+
+def test_fused_pass_equals_its_steps_composed():
+    rng = np.random.default_rng(12)
+    env = np.abs(rng.standard_normal(3000)) * np.repeat(rng.uniform(0.2, 2.0, 30), 100)
+    env[:150] = 0.1  # an idle start, a busy middle, idle stretches between
+    target = 0.9
+    for power, release in ((1, True), (2, False), (1, False)):
+        for length, guard in ((1, 0), (5, 2), (64, 12), (400, 12)):
+            r = np.where(env > target, (target / np.maximum(env, target)) ** power, 1.0)
+            held = _window_min(r, guard, length - 1 + guard)
+            if release:
+                held = release_under(held, 0.01)
+            expected = np.minimum(_moving_average_past(held, length), 1.0)
+            got = limiter_pass(env, target, power, guard, length - 1 + guard, release, 0.01, length)
+            assert np.array_equal(got, expected), (power, release, length, guard)
+            assert got.min() < 1.0
 
 
 def test_moving_average_is_exactly_one_when_idle():

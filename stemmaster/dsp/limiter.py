@@ -40,7 +40,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
-from stemmaster.dsp._recursive import moving_average_past, release_under, window_min
+from stemmaster.dsp._recursive import limiter_pass
 from stemmaster.dsp.processor import Processor, check_range
 from stemmaster.errors import AudioError
 from stemmaster.meters.truepeak import Interpolator, true_peak_envelope
@@ -127,15 +127,10 @@ class TruePeakLimiter(Processor):
         length = min(n, self.lookahead_samples(sample_rate))
         rise = 1.0 - math.exp(-1000.0 / (self.release_ms * sample_rate))
         for done in range(1, MAX_PASSES + 1):
-            required = np.ones(n)
-            over = env > target
             # the first pass asks for the ceiling; later ones, correcting what
             # moving gain added, aim as far under as the output was over
-            required[over] = (target / env[over]) ** (1 if done == 1 else 2)
-            held = window_min(required, PEAK_GUARD, length - 1 + PEAK_GUARD)
-            if done == 1:
-                held = release_under(held, rise)
-            step = np.minimum(moving_average_past(held, length), 1.0)
+            step = limiter_pass(env, target, 1 if done == 1 else 2, PEAK_GUARD, length - 1 + PEAK_GUARD,
+                                done == 1, rise, length)
             total *= step
             if not verify:
                 return total, done, float("nan")  # the first pass only: a loudness estimate, no guarantee
@@ -162,6 +157,18 @@ class TruePeakLimiter(Processor):
         what a loudness search needs from every pass but the last.
         """
         return self._gain_and_passes(audio, int(sample_rate), envelope, verify)[0]
+
+    def estimate_gain(self, envelope: np.ndarray, sample_rate: int) -> np.ndarray:
+        """``gain(audio, sample_rate, envelope=envelope, verify=False)`` from the detector envelope
+        alone (``detector_envelope(audio)``, finite, ``(samples,)``): the first pass, no guarantee."""
+        env = np.asarray(envelope, dtype=np.float64)
+        n = env.shape[0]
+        if n == 0 or env.max() <= 10.0 ** (self.ceiling_dbtp / 20.0):
+            return np.ones(n)
+        target = 10.0 ** ((self.ceiling_dbtp - TARGET_MARGIN_DB) / 20.0)
+        length = min(n, self.lookahead_samples(sample_rate))
+        rise = 1.0 - math.exp(-1000.0 / (self.release_ms * sample_rate))
+        return limiter_pass(env, target, 1, PEAK_GUARD, length - 1 + PEAK_GUARD, True, rise, length)
 
     def gain_and_peak(self, audio: np.ndarray, sample_rate: int, *,
                       envelope: np.ndarray | None = None) -> tuple[np.ndarray, float]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numba
 import numpy as np
 
 from stemmaster.dsp.biquad import sos_filter
@@ -120,13 +121,31 @@ def k_weighted(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return _k_weighted64(audio, int(sample_rate)).astype(audio.dtype, copy=False)
 
 
-def _hop_energy(kw: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+@numba.njit(cache=True, nogil=True)
+def _weighted_hop_sums(kw: np.ndarray, gain: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sum_c weights[c] * sum_{t in hop k} (kw[c, t] * gain[t])**2`` per hop (``gain`` empty: 1)."""
+    hops = bounds.shape[0] - 1
+    out = np.zeros(hops)
+    scaled = gain.shape[0] > 0
+    for c in range(kw.shape[0]):
+        row = kw[c]
+        for k in range(hops):
+            acc = 0.0
+            for t in range(bounds[k], bounds[k + 1]):
+                v = row[t] * gain[t] if scaled else row[t]
+                acc += v * v
+            out[k] += weights[c] * acc
+    return out
+
+
+def _hop_energy(kw: np.ndarray, sample_rate: int, gain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Channel-weighted sum of squares of K-weighted audio per complete 100 ms hop.
 
     Returns ``(energy, lengths)``, both shape ``(hops,)``: ``energy[k]`` sums
     ``G_i * x_i[t]**2`` over channels and the samples of hop ``k``, which spans
     samples ``round(k * 0.1 * sr)`` to ``round((k + 1) * 0.1 * sr)``;
-    ``lengths[k]`` is its sample count.
+    ``lengths[k]`` is its sample count. ``gain`` ``(samples,)``, if given,
+    multiplies every channel first (``K(x) * g`` without forming it).
     """
     n = kw.shape[1]
     hop = HOP_S * sample_rate
@@ -139,10 +158,8 @@ def _hop_energy(kw: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarra
     if hops == 0:
         return np.zeros(0), np.zeros(0)
     weights = channel_weights(kw.shape[0])
-    energy = np.zeros(hops)
-    for i, ch in enumerate(kw):  # channels, not samples
-        seg = ch[: bounds[-1]]
-        energy += weights[i] * np.add.reduceat(seg * seg, bounds[:-1])
+    gain = np.zeros(0) if gain is None else np.ascontiguousarray(gain, dtype=np.float64)
+    energy = _weighted_hop_sums(np.ascontiguousarray(kw, dtype=np.float64), gain, bounds, weights)
     return energy, np.diff(bounds).astype(np.float64)
 
 
@@ -244,15 +261,20 @@ def gated_loudness_lufs(audio: np.ndarray, sample_rate: int) -> float:
     return integrated_from_blocks(blocks)
 
 
-def gated_loudness_of_k_weighted(k_weighted_audio: np.ndarray, sample_rate: int) -> float:
-    """``gated_loudness_lufs`` of a signal that is already K-weighted (``k_weighted``), in LUFS.
+def gated_loudness_of_k_weighted(k_weighted_audio: np.ndarray, sample_rate: int,
+                                 gain: np.ndarray | None = None) -> float:
+    """``gated_loudness_lufs`` of a signal that is already K-weighted (``k_weighted``), in LUFS,
+    times ``gain`` (``(samples,)`` linear, or a scalar) if given.
 
     K-weighting is linear, so a caller that tries many slowly varying gains
     ``g`` on one signal ``x`` can K-weight ``x`` once and measure ``K(x) * g``:
     for a limiter's gain curve that reads within 0.01 LU of ``K(x * g)``
     (measured up to 15 dB of gain reduction).
     """
-    energy, lengths = _hop_energy(np.asarray(k_weighted_audio, dtype=np.float64), int(sample_rate))
+    kw = np.asarray(k_weighted_audio, dtype=np.float64)
+    if gain is not None:
+        gain = np.broadcast_to(np.asarray(gain, dtype=np.float64), (kw.shape[1],))
+    energy, lengths = _hop_energy(kw, int(sample_rate), gain)
     return integrated_from_blocks(_window_lufs(energy, lengths, _hops_per(BLOCK_S)))
 
 

@@ -26,10 +26,10 @@ from stemmaster.audio_io import read_audio, resample, write_audio
 from stemmaster.dsp.dither import quantize
 from stemmaster.errors import AudioError, Cancelled, ProjectError
 from stemmaster.master import MasterResult, MasterSettings, master_bus
-from stemmaster.meters.analysis import measure
+from stemmaster.meters.analysis import Metrics, measure
 from stemmaster.meters.loudness import gated_loudness_lufs
 from stemmaster.meters.truepeak import interpolation_gain_bound, sample_peak_dbfs, true_peak_dbtp
-from stemmaster.meters.spectral import hit_crest_db, largest_cut, side_low_db, sibilance_db, sibilant_frames
+from stemmaster.meters.spectral import hit_crest_db, largest_cut, side_low_db, sibilance_change_db
 from stemmaster.project import Project, RenderRecord, save_project
 from stemmaster.repair import build_chain
 from stemmaster.report import REPORT_SCHEMA, report_json, report_markdown
@@ -75,13 +75,11 @@ def repair_effects(stages: list[tuple[str, np.ndarray, np.ndarray]], sample_rate
     effects: dict[str, Any] = {}
     for kind, before, after in stages:
         if kind == "deesser":
-            frames = sibilant_frames(before, sample_rate)
-            effects["sibilance_db"] = {"before": sibilance_db(before, sample_rate, frames),
-                                       "after": sibilance_db(after, sample_rate, frames)}
+            effects["sibilance_db"] = sibilance_change_db(before, after, sample_rate)
         elif kind == "deharsher":
             effects["resonance"] = largest_cut(before, after, sample_rate)
         elif kind == "low_end_mono":
-            b, a = side_low_db(before, sample_rate), side_low_db(after, sample_rate)
+            b, a = side_low_db(before, sample_rate, relative=False), side_low_db(after, sample_rate, relative=False)
             effects["side_low"] = {"below_hz": b["side_below_hz"], "before_dbfs": b["side_low_dbfs"],
                                    "after_dbfs": a["side_low_dbfs"]}
         elif kind == "transient_shaper":
@@ -127,7 +125,10 @@ def mix_stems(stems: list[StemAudio], sample_rate: int, *, progress: Progress | 
     # Stems are independent and the processors' kernels release the GIL, so
     # they are repaired on all cores; results are the same as one at a time.
     with ThreadPoolExecutor(max_workers=max(1, min(len(stems), os.cpu_count() or 1))) as pool:
-        futures = [pool.submit(repair_one, s) for s in stems]
+        # the longest chains start first, so the cores finish together
+        futures = {s.name: pool.submit(repair_one, s)
+                   for s in sorted(stems, key=lambda s: -len(chains[s.name].processors))}
+        futures = [futures[s.name] for s in stems]
         for i, (s, future) in enumerate(zip(stems, futures)):
             if cancel and cancel():
                 for f in futures:
@@ -143,8 +144,9 @@ def mix_stems(stems: list[StemAudio], sample_rate: int, *, progress: Progress | 
 
 
 def export_masters(result: MasterResult, folder: Path, settings: MasterSettings,
-                   stem_name: str = "master") -> list[tuple[Path, str]]:
-    """Write the master at each bit depth with dither; return (path, subtype) pairs.
+                   stem_name: str = "master") -> list[tuple[Path, str, np.ndarray]]:
+    """Write the master at each bit depth with dither; return ``(path, subtype, audio)`` for
+    each, ``audio`` being exactly the samples written (float32 ``(channels, samples)``).
 
     Quantisation and dither move each sample by at most a few LSB, which can
     lift the true peak by at most that times the interpolator's tap sum; when
@@ -170,8 +172,31 @@ def export_masters(result: MasterResult, folder: Path, settings: MasterSettings,
         path = folder / f"{stem_name}_{bits}bit.wav"
         subtype = f"PCM_{bits}"
         write_audio(path, q, result.sample_rate, subtype=subtype)
-        written.append((path, subtype))
+        written.append((path, subtype, q))
     return written
+
+
+def _write_and_measure_stems(processed: dict[str, np.ndarray], stems: list[StemAudio], repairs: dict[str, Any],
+                             mix: np.ndarray, rate: int, stems_dir: Path,
+                             is_cancelled: CancelCheck) -> tuple[list[dict[str, str]], list[dict[str, Any]], Metrics]:
+    """Write each repaired stem as a float WAV into ``stems_dir`` and measure it and the mix:
+    returns the files' report rows, the stems' report rows and the mix's metrics."""
+    files = []
+    for name, audio in processed.items():
+        if is_cancelled():
+            raise Cancelled("render cancelled; nothing was written")
+        write_audio(stems_dir / f"{name}.wav", audio, rate, subtype="FLOAT")
+        files.append({"path": f"stems/{name}.wav", "role": "stem", "format": "WAV", "subtype": "FLOAT"})
+    rows = []
+    by_name = {s.name: s for s in stems}
+    for name, audio in processed.items():
+        s = by_name[name]
+        rows.append({
+            "name": name, "role": s.role, "gain_db": s.gain_db, "mute": s.mute, "solo": s.solo,
+            "repair": repairs[name],
+            "integrated_lufs": gated_loudness_lufs(audio, rate), "sample_peak_dbfs": sample_peak_dbfs(audio),
+        })
+    return files, rows, measure(mix, rate, pyloudnorm=False)
 
 
 def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSettings, folder: Path, *,
@@ -195,30 +220,27 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
         mix = resample(mix.astype(np.float32), sample_rate, rate).astype(np.float64)
         processed = {k: resample(v, sample_rate, rate) for k, v in processed.items()}
     check()
-    result = master_bus(mix, rate, settings, progress=_sub(progress, 0.3, 0.8), cancel=cancel)
-    check()
-    progress(0.8, "writing masters")
-    masters = export_masters(result, folder, settings)
-    files = [{"path": p.name, "role": "master", "format": "WAV", "subtype": st} for p, st in masters]
     stems_dir = folder / "stems"
     stems_dir.mkdir()
-    for name, audio in processed.items():
+    # While the bus master runs, a second thread writes the repaired stems and
+    # measures them and the mix: work independent of the master, most of it in
+    # code that releases the GIL, so the two run on two cores.
+    with ThreadPoolExecutor(max_workers=1) as side:
+        side_job = side.submit(_write_and_measure_stems, processed, stems, repairs, mix, rate, stems_dir,
+                               is_cancelled)
+        # (leaving the block, even by an exception, waits for it: the caller
+        # removes the folder only after)
+        result = master_bus(mix, rate, settings, progress=_sub(progress, 0.3, 0.8), cancel=cancel)
         check()
-        path = stems_dir / f"{name}.wav"
-        write_audio(path, audio, rate, subtype="FLOAT")
-        files.append({"path": f"stems/{name}.wav", "role": "stem", "format": "WAV", "subtype": "FLOAT"})
+        progress(0.8, "writing masters")
+        masters = export_masters(result, folder, settings)
+        check()
+        progress(0.88, "measuring")
+        master_metrics = measure(masters[0][2], rate)  # the samples of the first file written
+        stem_files, stem_rows, mix_metrics = side_job.result()
     check()
-    progress(0.88, "measuring")
-    master_audio, _ = read_audio(masters[0][0])
-    stem_rows = []
-    by_name = {s.name: s for s in stems}
-    for name, audio in processed.items():
-        s = by_name[name]
-        stem_rows.append({
-            "name": name, "role": s.role, "gain_db": s.gain_db, "mute": s.mute, "solo": s.solo,
-            "repair": repairs[name],
-            "integrated_lufs": gated_loudness_lufs(audio, rate), "sample_peak_dbfs": sample_peak_dbfs(audio),
-        })
+    files = [{"path": p.name, "role": "master", "format": "WAV", "subtype": st} for p, st, _ in masters]
+    files += stem_files
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
         "project": title,
@@ -228,8 +250,8 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
         "target_lufs": settings.bus.target_lufs,
         "ceiling_dbtp": settings.bus.ceiling_dbtp,
         "sample_rate": rate,
-        "master": measure(master_audio, rate).to_dict(),
-        "mix": measure(mix, rate, pyloudnorm=False).to_dict(),
+        "master": master_metrics.to_dict(),
+        "mix": mix_metrics.to_dict(),
         "stems": stem_rows,
         "processing": {
             "staging_gain_db": result.staging_gain_db,
@@ -256,7 +278,7 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
     atomic_write_text(folder / "report.md", report_markdown(report))
     atomic_write_text(folder / "report.json", report_json(report))
     progress(1.0, "done")
-    return RenderOutcome(folder=folder, report=report, master_files=[p for p, _ in masters], result=result)
+    return RenderOutcome(folder=folder, report=report, master_files=[p for p, _, _ in masters], result=result)
 
 
 def load_stems(project: Project, project_dir: Path) -> list[StemAudio]:

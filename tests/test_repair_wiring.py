@@ -10,6 +10,7 @@ import pytest
 
 from stemmaster.audio_io import read_audio
 from stemmaster.cli import main
+from stemmaster.demo import make_demo_stems
 from stemmaster.demo_job import write_demo_song
 from stemmaster.errors import SettingsError
 from stemmaster.repair import ROLE_DEFAULTS, build_chain, default_chain, set_value
@@ -115,3 +116,17 @@ def test_set_value_validates_and_adds():
         set_value(chain, "highpass.highpass_hz", "-5")
     off = set_value(chain, "highpass.enabled", "off")
     assert build_chain(off).kinds() == []
+
+
+def test_sibilance_change_reads_both_signals_on_the_frames_sibilant_before():
+    from stemmaster.meters.spectral import sibilance_change_db, sibilance_db, sibilant_frames
+
+    sr = 44100
+    stems = make_demo_stems(sample_rate=sr, duration_s=8.0)
+    before = stems["vocals"]
+    after = before * np.float32(0.5)  # 6.02 dB down everywhere: the ratio to the mean is unchanged
+    frames = sibilant_frames(before, sr)
+    change = sibilance_change_db(before, after, sr)
+    assert change["before"] == pytest.approx(sibilance_db(before, sr, frames), abs=1e-9)
+    assert change["after"] == pytest.approx(sibilance_db(after, sr, frames), abs=1e-9)
+    assert change["after"] == pytest.approx(change["before"], abs=1e-3)

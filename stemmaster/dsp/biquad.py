@@ -6,7 +6,7 @@ so results agree with it to the last few bits), forward or backward, each
 section starting from a given state. Two channels are interleaved in one
 loop: twice the arithmetic for the same dependency chain, so stereo costs
 hardly more than mono. ``sos_filter`` is the plain forward filter on top of
-it (``scipy.signal.sosfilt`` with zero initial state, about 4x faster);
+it (``scipy.signal.sosfilt`` with zero initial state, about 2x faster);
 ``dsp/highpass.py`` builds the zero-phase forward-backward filter on it.
 """
 
@@ -15,6 +15,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+# Every 1024 samples, a section whose state is all under TINY (-600 dBFS) is
+# set to rest. A recursion decaying through digital silence otherwise reaches
+# subnormal numbers, which the CPU computes up to 100x slower: a vocal stem
+# with its silences took 3.5x as long to high-pass as noise. From TINY, the
+# slowest filter here needs tens of thousands of samples to reach the
+# subnormal range, so checking now and then is enough, and costs nothing on
+# the recursion's critical path.
+TINY = 1e-30
+_FLUSH_EVERY = 1023
 # a pass-through section, to pad an odd number of sections to pairs
 IDENTITY_SECTION = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
 _ZERO_STATE = np.zeros(2)
@@ -46,6 +55,11 @@ def pair_pass(x: np.ndarray, row: int, both: bool, b: np.ndarray, d: np.ndarray,
             q0 = d1 * y - e1 * u + q1
             q1 = d2 * y - e2 * u
             x[row, i] = u
+            if (k & _FLUSH_EVERY) == 0:
+                if -TINY < p0 < TINY and -TINY < p1 < TINY:
+                    p0 = p1 = 0.0
+                if -TINY < q0 < TINY and -TINY < q1 < TINY:
+                    q0 = q1 = 0.0
         return
     g = x[row + 1, first]
     r0, r1, s0, s1 = zb[0] * g, zb[1] * g, zd[0] * g, zd[1] * g
@@ -67,6 +81,15 @@ def pair_pass(x: np.ndarray, row: int, both: bool, b: np.ndarray, d: np.ndarray,
         s1 = d2 * t - e2 * h
         x[row, i] = u
         x[row + 1, i] = h
+        if (k & _FLUSH_EVERY) == 0:
+            if -TINY < p0 < TINY and -TINY < p1 < TINY:
+                p0 = p1 = 0.0
+            if -TINY < q0 < TINY and -TINY < q1 < TINY:
+                q0 = q1 = 0.0
+            if -TINY < r0 < TINY and -TINY < r1 < TINY:
+                r0 = r1 = 0.0
+            if -TINY < s0 < TINY and -TINY < s1 < TINY:
+                s0 = s1 = 0.0
 
 
 def sos_filter(sos: np.ndarray, audio: np.ndarray) -> np.ndarray:

@@ -30,11 +30,18 @@ def quantize(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: i
     if dither not in DITHERS:
         raise SettingsError(f"quantize.dither = {dither!r} is not one of {', '.join(DITHERS)}")
     scale = 2.0 ** (int(bit_depth) - 1)
-    x = np.asarray(audio, dtype=np.float64) * scale
+    x = np.asarray(audio, dtype=np.float64) * scale  # a new array, worked on in place below
     if not np.all(np.isfinite(x)):
         raise AudioError("cannot quantize audio containing NaN or infinity")
     if dither == "tpdf":
         rng = np.random.default_rng(seed)
-        x = x + (rng.random(x.shape) - 0.5) + (rng.random(x.shape) - 0.5)
-    q = np.clip(np.rint(x), -scale, scale - 1.0)
-    return (q / scale).astype(np.float32)
+        # u1 - u2 of two uniform [0, 1) draws is the same triangle as
+        # (u1 - 0.5) + (u2 - 0.5); drawn in float32 (24-bit uniforms, far finer
+        # than the LSB they dither) at half the cost of float64
+        noise = rng.random(x.shape, dtype=np.float32)
+        noise -= rng.random(x.shape, dtype=np.float32)
+        x += noise
+    np.rint(x, out=x)
+    np.clip(x, -scale, scale - 1.0, out=x)
+    x *= 1.0 / scale  # a power of two: exact
+    return x.astype(np.float32)

@@ -110,7 +110,7 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
 
 
 def _k_weighted64(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    return sos_filter(k_weighting_sos(sample_rate), audio)  # scipy's sosfilt, bit for bit
+    return sos_filter(k_weighting_sos(sample_rate), audio)  # scipy's sosfilt, to the last bits
 
 
 def k_weighted(audio: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -44,19 +44,25 @@ def _long_term_spectrum(x: np.ndarray, sample_rate: int, n_fft: int = 8192) -> t
     return np.fft.rfftfreq(n_fft, 1.0 / sample_rate), power
 
 
-def side_low_db(audio: np.ndarray, sample_rate: int, below_hz: float = 100.0) -> dict[str, float]:
+def _low_energy(x: np.ndarray, sample_rate: int, below_hz: float) -> float:
+    """Mean square of ``x`` below ``below_hz``, from its long-term spectrum."""
+    f, p = _long_term_spectrum(x, sample_rate)
+    n_fft = 2 * (f.shape[0] - 1)
+    scale = 2.0 / (n_fft * np.sum(np.hanning(n_fft) ** 2))  # one-sided power per frame -> mean square
+    return float(p[f < below_hz].sum() * scale)
+
+
+def side_low_db(audio: np.ndarray, sample_rate: int, below_hz: float = 100.0, *,
+                relative: bool = True) -> dict[str, float]:
     """Side energy below ``below_hz`` from the long-term spectrum (5.4 Hz bins at 44.1 kHz):
-    absolute in dBFS and relative to the mid's energy there in dB."""
+    absolute in dBFS and, unless ``relative`` is off (then NaN: half the work), relative to
+    the mid's energy there in dB."""
     mid, side = _mid_side(audio)
     if mid.shape[0] < 256:
         return {"side_below_hz": below_hz, "side_low_dbfs": float("-inf"), "side_to_mid_low_db": float("nan")}
-    f, ps = _long_term_spectrum(side, sample_rate)
-    _, pm = _long_term_spectrum(mid, sample_rate)
-    n_fft = 2 * (f.shape[0] - 1)
-    scale = 2.0 / (n_fft * np.sum(np.hanning(n_fft) ** 2))  # one-sided power per frame -> mean square
-    low = f < below_hz
-    s, m = float(ps[low].sum() * scale), float(pm[low].sum() * scale)
-    return {"side_below_hz": below_hz, "side_low_dbfs": float(_db(s)), "side_to_mid_low_db": float(_db(s) - _db(m))}
+    s = _low_energy(side, sample_rate, below_hz)
+    relative_db = float(_db(s) - _db(_low_energy(mid, sample_rate, below_hz))) if relative else float("nan")
+    return {"side_below_hz": below_hz, "side_low_dbfs": float(_db(s)), "side_to_mid_low_db": relative_db}
 
 
 def _sibilance_energies(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +80,10 @@ def sibilant_frames(audio: np.ndarray, sample_rate: int, *, top_fraction: float 
     """Indices of the frames (1024 samples, hop 512) whose sibilance-band energy is in the top
     ``top_fraction`` of the non-silent frames."""
     band, total = _sibilance_energies(audio, sample_rate)
+    return _top_frames(band, total, top_fraction)
+
+
+def _top_frames(band: np.ndarray, total: np.ndarray, top_fraction: float) -> np.ndarray:
     live = np.flatnonzero(total > total.max() * 1e-6) if total.size else np.zeros(0, int)
     if live.size == 0:
         return live
@@ -81,17 +91,30 @@ def sibilant_frames(audio: np.ndarray, sample_rate: int, *, top_fraction: float 
     return np.sort(live[np.argsort(band[live])[::-1][:k]])
 
 
+def _sibilance_of(band: np.ndarray, total: np.ndarray, frames: np.ndarray) -> float:
+    if band.size == 0 or frames.size == 0:
+        return float("-inf")
+    return float(_db(band[frames].mean()) - _db(total.mean()))
+
+
+def sibilance_change_db(before: np.ndarray, after: np.ndarray, sample_rate: int) -> dict[str, float]:
+    """``sibilance_db`` of ``before`` and of ``after`` on the sibilant frames of ``before``
+    (what a de-esser did), each signal analysed once."""
+    band, total = _sibilance_energies(before, sample_rate)
+    frames = _top_frames(band, total, 0.05)
+    band_after, total_after = _sibilance_energies(after, sample_rate)
+    return {"before": _sibilance_of(band, total, frames), "after": _sibilance_of(band_after, total_after, frames)}
+
+
 def sibilance_db(audio: np.ndarray, sample_rate: int, frames: np.ndarray | None = None) -> float:
     """Sibilance-band (4.5-11 kHz) energy in the sibilant frames over the stem's mean frame energy, dB.
 
     Pass the ``frames`` found on the unprocessed stem to compare before and after on the same frames.
     """
-    if frames is None:
-        frames = sibilant_frames(audio, sample_rate)
     band, total = _sibilance_energies(audio, sample_rate)
-    if band.size == 0 or frames.size == 0:
-        return float("-inf")
-    return float(_db(band[frames].mean()) - _db(total.mean()))
+    if frames is None:
+        frames = _top_frames(band, total, 0.05)
+    return _sibilance_of(band, total, frames)
 
 
 def resonance_profile(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

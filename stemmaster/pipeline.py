@@ -1,7 +1,7 @@
 """The stem-to-master pipeline: one entry point that the CLI and the TUI both call.
 
 Stages: ``load_stems`` -> ``mix_stems`` (per-stem gain, mute, solo) ->
-``master_bus`` -> ``export_masters`` -> ``analyse`` -> report. Every render is
+``master_bus`` -> ``quantized_master`` per bit depth -> measure -> report. Every render is
 written into a temporary folder and renamed into place only when complete, so a
 failed or cancelled render leaves no partial folder and never touches earlier
 renders. Audio is ``(channels, samples)`` float32 throughout.
@@ -13,7 +13,7 @@ import datetime as _dt
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,11 +23,11 @@ import tomli_w
 
 from stemmaster.atomic import atomic_write_text
 from stemmaster.audio_io import read_audio, resample, write_audio
-from stemmaster.dsp.dither import quantize
+from stemmaster.dsp.dither import quantize, tpdf_noise
 from stemmaster.errors import AudioError, Cancelled, ProjectError
 from stemmaster.master import MasterResult, MasterSettings, master_bus
 from stemmaster.meters.analysis import Metrics, measure
-from stemmaster.meters.loudness import gated_loudness_lufs
+from stemmaster.meters.loudness import gated_loudness_lufs, integrated_lufs
 from stemmaster.meters.truepeak import interpolation_gain_bound, sample_peak_dbfs, true_peak_dbtp
 from stemmaster.meters.spectral import hit_crest_db, largest_cut, side_low_db, sibilance_change_db
 from stemmaster.project import Project, RenderRecord, save_project
@@ -105,37 +105,51 @@ def mix_stems(stems: list[StemAudio], sample_rate: int, *, progress: Progress | 
 
     chains = {s.name: build_chain(s.chain, stem=s.name) for s in stems}  # all valid before any work starts
 
-    def repair_one(s: StemAudio) -> tuple[np.ndarray, dict[str, Any]]:
+    Stage = tuple[str, np.ndarray, np.ndarray]
+
+    def repair_one(s: StemAudio) -> tuple[np.ndarray, list[str], list[Stage]]:
         audible = (not s.mute) and (s.solo or not soloed)
         chain = chains[s.name]
         if not audible:
-            return np.zeros(s.audio.shape, dtype=np.float32), {"chain": [], "effects": {}}
+            return np.zeros(s.audio.shape, dtype=np.float32), [], []
         stages = []
         repaired = s.audio.astype(np.float64)
         for processor in chain.processors:  # as Chain.process does, keeping each stage for the report
             out = processor.process(repaired, sample_rate)
             stages.append((processor.kind, repaired, out))
             repaired = out
-        effects = repair_effects(stages, sample_rate)
         out = (repaired * 10.0 ** (s.gain_db / 20.0)).astype(np.float32)
-        return out, {"chain": chain.kinds(), "effects": effects}
+        return out, chain.kinds(), stages
 
-    processed: dict[str, np.ndarray] = {}
-    repairs: dict[str, Any] = {}
+    done: dict[str, tuple[np.ndarray, list[str]]] = {}
+    effect_jobs: dict[str, list[Future]] = {}
     # Stems are independent and the processors' kernels release the GIL, so
     # they are repaired on all cores; results are the same as one at a time.
     with ThreadPoolExecutor(max_workers=max(1, min(len(stems), os.cpu_count() or 1))) as pool:
         # the longest chains start first, so the cores finish together
-        futures = {s.name: pool.submit(repair_one, s)
-                   for s in sorted(stems, key=lambda s: -len(chains[s.name].processors))}
-        futures = [futures[s.name] for s in stems]
-        for i, (s, future) in enumerate(zip(stems, futures)):
+        jobs = {pool.submit(repair_one, s): s
+                for s in sorted(stems, key=lambda s: -len(chains[s.name].processors))}
+        for future in as_completed(jobs):
+            s = jobs[future]
             if cancel and cancel():
-                for f in futures:
+                for f in jobs:
                     f.cancel()
                 raise Cancelled("render cancelled; nothing was written")
-            processed[s.name], repairs[s.name] = future.result()
-            progress((i + 1) / len(stems), f"repaired {s.name} ({', '.join(repairs[s.name]['chain']) or 'no repair'})")
+            out, kinds, stages = future.result()
+            done[s.name] = (out, kinds)
+            # each stage's effect is measured as a job of its own, so the
+            # measuring spreads over the cores while longer chains still run
+            effect_jobs[s.name] = [pool.submit(repair_effects, [stage], sample_rate) for stage in stages]
+            progress(0.8 * len(done) / len(stems), f"repaired {s.name} ({', '.join(kinds) or 'no repair'})")
+        progress(0.8, "measuring what the repairs did")
+        processed: dict[str, np.ndarray] = {}
+        repairs: dict[str, Any] = {}
+        for s in stems:  # in the project's order: the mix sums in the same order every time
+            effects: dict[str, Any] = {}
+            for job in effect_jobs[s.name]:
+                effects.update(job.result())
+            processed[s.name] = done[s.name][0]
+            repairs[s.name] = {"chain": done[s.name][1], "effects": effects}
     mix = np.zeros(stems[0].audio.shape, dtype=np.float64)
     for out in processed.values():
         mix += out
@@ -143,37 +157,32 @@ def mix_stems(stems: list[StemAudio], sample_rate: int, *, progress: Progress | 
     return mix, processed, repairs
 
 
-def export_masters(result: MasterResult, folder: Path, settings: MasterSettings,
-                   stem_name: str = "master") -> list[tuple[Path, str, np.ndarray]]:
-    """Write the master at each bit depth with dither; return ``(path, subtype, audio)`` for
-    each, ``audio`` being exactly the samples written (float32 ``(channels, samples)``).
+def quantized_master(result: MasterResult, bits: int, settings: MasterSettings,
+                     noise: np.ndarray | None = None) -> np.ndarray:
+    """The master on the ``bits`` grid with the export's dither: float32 ``(channels, samples)``,
+    exactly the samples a PCM file of that depth holds.
 
     Quantisation and dither move each sample by at most a few LSB, which can
     lift the true peak by at most that times the interpolator's tap sum; when
     that bound could cross the ceiling, the quantised signal is measured and
-    trimmed, so a written master can never exceed it.
+    trimmed, so a written master can never exceed it. ``noise``: the
+    export's ``tpdf_noise``, drawn once for all bit depths.
     """
-    written = []
     ceiling = settings.bus.ceiling_dbtp
     ceiling_lin = 10.0 ** (ceiling / 20.0)
     bound = interpolation_gain_bound()
-    for bits in settings.export.bit_depths:
-        audio = result.audio
-        tp_lin = 10.0 ** (result.true_peak_dbtp / 20.0)
-        for _attempt in range(3):
-            q = quantize(audio, bits, dither=settings.export.dither, seed=settings.export.dither_seed)
-            if tp_lin + bound * float(np.max(np.abs(q - audio))) <= ceiling_lin:
-                break
-            tp = true_peak_dbtp(q, result.sample_rate)
-            if tp <= ceiling:
-                break
-            audio = audio * 10.0 ** ((ceiling - tp - 0.001) / 20.0)  # trim the dither's overshoot
-            tp_lin = 10.0 ** (true_peak_dbtp(audio, result.sample_rate) / 20.0)
-        path = folder / f"{stem_name}_{bits}bit.wav"
-        subtype = f"PCM_{bits}"
-        write_audio(path, q, result.sample_rate, subtype=subtype)
-        written.append((path, subtype, q))
-    return written
+    audio = result.audio
+    tp_lin = 10.0 ** (result.true_peak_dbtp / 20.0)  # the detector's reading: at least the meter's
+    for _attempt in range(3):
+        q = quantize(audio, bits, dither=settings.export.dither, seed=settings.export.dither_seed, noise=noise)
+        if tp_lin + bound * float(np.max(np.abs(q - audio))) <= ceiling_lin:
+            break
+        tp = true_peak_dbtp(q, result.sample_rate)
+        if tp <= ceiling:
+            break
+        audio = audio * 10.0 ** ((ceiling - tp - 0.001) / 20.0)  # trim the dither's overshoot
+        tp_lin = 10.0 ** (true_peak_dbtp(audio, result.sample_rate) / 20.0)
+    return q
 
 
 def _write_and_measure_stems(processed: dict[str, np.ndarray], stems: list[StemAudio], repairs: dict[str, Any],
@@ -228,18 +237,40 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
     with ThreadPoolExecutor(max_workers=1) as side:
         side_job = side.submit(_write_and_measure_stems, processed, stems, repairs, mix, rate, stems_dir,
                                is_cancelled)
-        # (leaving the block, even by an exception, waits for it: the caller
-        # removes the folder only after)
-        result = master_bus(mix, rate, settings, progress=_sub(progress, 0.3, 0.8), cancel=cancel)
-        check()
-        progress(0.8, "writing masters")
-        masters = export_masters(result, folder, settings)
-        check()
-        progress(0.88, "measuring")
-        master_metrics = measure(masters[0][2], rate)  # the samples of the first file written
-        stem_files, stem_rows, mix_metrics = side_job.result()
+        try:
+            result = master_bus(mix, rate, settings, progress=_sub(progress, 0.3, 0.8), cancel=cancel)
+            check()
+            progress(0.8, "writing masters")
+            noise = tpdf_noise(result.audio.shape, settings.export.dither_seed) \
+                if settings.export.dither == "tpdf" else None
+            depths = settings.export.bit_depths
+            first = quantized_master(result, depths[0], settings, noise)
+            check()
+            progress(0.88, "measuring")
+            # The report measures the samples of the first file as written. The
+            # other thread runs pyloudnorm on them and writes the files, while
+            # this one runs our meters and makes the other bit depths.
+            official = side.submit(integrated_lufs, first, rate)
+
+            def write(bits: int, q: np.ndarray) -> tuple[Path, str]:
+                path, subtype = folder / f"master_{bits}bit.wav", f"PCM_{bits}"
+                write_audio(path, q, rate, subtype=subtype)
+                return path, subtype
+
+            writes = [side.submit(write, depths[0], first)]
+            master_metrics = measure(first, rate, pyloudnorm=False)
+            for bits in depths[1:]:
+                writes.append(side.submit(write, bits, quantized_master(result, bits, settings, noise)))
+            master_metrics = master_metrics.with_integrated(official.result())
+            stem_files, stem_rows, mix_metrics = side_job.result()
+            masters = [w.result() for w in writes]
+        except BaseException:
+            # drop its queued work and wait for the running job: the caller
+            # removes the folder only after
+            side.shutdown(wait=True, cancel_futures=True)
+            raise
     check()
-    files = [{"path": p.name, "role": "master", "format": "WAV", "subtype": st} for p, st, _ in masters]
+    files = [{"path": p.name, "role": "master", "format": "WAV", "subtype": st} for p, st in masters]
     files += stem_files
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
@@ -278,7 +309,7 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
     atomic_write_text(folder / "report.md", report_markdown(report))
     atomic_write_text(folder / "report.json", report_json(report))
     progress(1.0, "done")
-    return RenderOutcome(folder=folder, report=report, master_files=[p for p, _, _ in masters], result=result)
+    return RenderOutcome(folder=folder, report=report, master_files=[p for p, _ in masters], result=result)
 
 
 def load_stems(project: Project, project_dir: Path) -> list[StemAudio]:

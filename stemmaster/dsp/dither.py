@@ -14,7 +14,21 @@ def lsb(bit_depth: int) -> float:
     return 2.0 ** -(bit_depth - 1)
 
 
-def quantize(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: int = 0) -> np.ndarray:
+def tpdf_noise(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Triangular dither in LSB units, float32 in ``(-1, 1)``: what ``quantize`` adds for ``seed``.
+
+    ``u1 - u2`` of two uniform [0, 1) draws is the same triangle as
+    ``(u1 - 0.5) + (u2 - 0.5)``; drawn in float32 (24-bit uniforms, far finer
+    than the LSB they dither) at half the cost of float64.
+    """
+    rng = np.random.default_rng(seed)
+    noise = rng.random(shape, dtype=np.float32)
+    noise -= rng.random(shape, dtype=np.float32)
+    return noise
+
+
+def quantize(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: int = 0,
+             noise: np.ndarray | None = None) -> np.ndarray:
     """Round ``audio`` onto the ``bit_depth`` integer grid, returned as float32 of the same shape.
 
     Values are ``k * 2**-(bit_depth-1)`` for integers ``k`` in
@@ -24,6 +38,8 @@ def quantize(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: i
     independent uniform(-0.5, 0.5) LSB values (triangular, ±1 LSB peak): the
     error is then signal-independent noise of mean 0 and variance LSB²/4.
     ``dither="none"`` only rounds. The same ``seed`` gives the same output.
+    ``noise``, if given, must be ``tpdf_noise(audio.shape, seed)``: a caller
+    writing several bit depths draws it once.
     """
     if isinstance(bit_depth, bool) or not isinstance(bit_depth, (int, np.integer)) or not 2 <= bit_depth <= 24:
         raise SettingsError(f"quantize.bit_depth = {bit_depth!r} is not an integer from 2 to 24")
@@ -34,12 +50,10 @@ def quantize(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: i
     if not np.all(np.isfinite(x)):
         raise AudioError("cannot quantize audio containing NaN or infinity")
     if dither == "tpdf":
-        rng = np.random.default_rng(seed)
-        # u1 - u2 of two uniform [0, 1) draws is the same triangle as
-        # (u1 - 0.5) + (u2 - 0.5); drawn in float32 (24-bit uniforms, far finer
-        # than the LSB they dither) at half the cost of float64
-        noise = rng.random(x.shape, dtype=np.float32)
-        noise -= rng.random(x.shape, dtype=np.float32)
+        if noise is None:
+            noise = tpdf_noise(x.shape, seed)
+        elif noise.shape != x.shape:
+            raise ValueError(f"noise must be shaped {x.shape}, got {noise.shape}")
         x += noise
     np.rint(x, out=x)
     np.clip(x, -scale, scale - 1.0, out=x)

@@ -8,7 +8,7 @@ so the field names are a stable interface.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,13 @@ class Metrics:
     duration_s: float
     sample_rate: int
     channels: int
+
+    def with_integrated(self, integrated_lufs: float) -> "Metrics":
+        """These metrics with ``integrated_lufs`` measured elsewhere (pyloudnorm's, say) and
+        the peak-to-loudness ratio that follows from it."""
+        tp = self.true_peak_dbtp
+        plr = tp - integrated_lufs if math.isfinite(integrated_lufs) and math.isfinite(tp) else float("nan")
+        return replace(self, integrated_lufs=float(integrated_lufs), plr_db=plr)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-safe dict (same keys, same order); ±inf and NaN become ``None``."""

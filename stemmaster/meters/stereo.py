@@ -7,11 +7,35 @@ Mono ``(1, n)`` is fully correlated and has no side signal.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from stemmaster.meters.loudness import check_meter_audio
 
 _SILENT_MEAN_SQUARE = 1e-20  # below -200 dBFS RMS a channel counts as silent
+
+
+@numba.njit(cache=True, nogil=True)
+def _sums(left: np.ndarray, right: np.ndarray) -> tuple[float, float, float, float, float, float, float]:
+    """``(sum L, sum R, sum L*L, sum R*R, sum L*R, sum (L-R)**2, sum (L+R)**2)`` in float64, one pass."""
+    sl = sr = sll = srr = slr = sss = smm = 0.0
+    for i in range(left.shape[0]):
+        a = float(left[i])
+        b = float(right[i])
+        sl += a
+        sr += b
+        sll += a * a
+        srr += b * b
+        slr += a * b
+        d = a - b
+        m = a + b
+        sss += d * d
+        smm += m * m
+    return sl, sr, sll, srr, slr, sss, smm
+
+
+def _channel_sums(audio: np.ndarray) -> tuple[float, float, float, float, float, float, float]:
+    return _sums(np.ascontiguousarray(audio[0]), np.ascontiguousarray(audio[1]))
 
 
 def stereo_correlation(audio: np.ndarray) -> float:
@@ -26,15 +50,12 @@ def stereo_correlation(audio: np.ndarray) -> float:
     n = audio.shape[1]
     if n == 0:
         return 0.0
-    left = audio[0].astype(np.float64)
-    right = audio[1].astype(np.float64)
-    left -= left.mean()
-    right -= right.mean()
-    ll = float(np.dot(left, left))
-    rr = float(np.dot(right, right))
+    sl, sr, sll, srr, slr, _, _ = _channel_sums(audio)
+    ll = sll - sl * sl / n  # sums of squares about the means
+    rr = srr - sr * sr / n
     if ll <= _SILENT_MEAN_SQUARE * n or rr <= _SILENT_MEAN_SQUARE * n:
         return 0.0
-    r = float(np.dot(left, right)) / float(np.sqrt(ll) * np.sqrt(rr))
+    r = (slr - sl * sr / n) / (np.sqrt(ll) * np.sqrt(rr))
     return float(min(1.0, max(-1.0, r)))
 
 
@@ -47,13 +68,7 @@ def side_to_mid_db(audio: np.ndarray) -> float:
     check_meter_audio(audio)
     if audio.shape[0] < 2 or audio.shape[1] == 0:
         return float("-inf")
-    left = audio[0].astype(np.float64)
-    right = audio[1].astype(np.float64)
-    mid = 0.5 * (left + right)
-    side = np.subtract(left, right, out=left)
-    side *= 0.5
-    side_energy = float(np.dot(side, side))
-    mid_energy = float(np.dot(mid, mid))
+    *_, side_energy, mid_energy = _channel_sums(audio)  # of 2S and 2M: the ratio is the same
     if side_energy <= 0.0:
         return float("-inf")
     if mid_energy <= 0.0:

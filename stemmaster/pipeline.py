@@ -1,6 +1,6 @@
 """The stem-to-master pipeline: one entry point that the CLI and the TUI both call.
 
-Stages: ``load_stems`` -> ``mix_stems`` (per-stem gain, mute, solo) ->
+Stages: ``load_stems`` -> ``start_repairs`` (per-stem repair, gain, mute, solo) ->
 ``master_bus`` -> ``quantized_master`` per bit depth -> measure -> report. Every render is
 written into a temporary folder and renamed into place only when complete, so a
 failed or cancelled render leaves no partial folder and never touches earlier
@@ -88,12 +88,40 @@ def repair_effects(stages: list[tuple[str, np.ndarray, np.ndarray]], sample_rate
     return effects
 
 
-def mix_stems(stems: list[StemAudio], sample_rate: int, *, progress: Progress | None = None,
-              cancel: CancelCheck | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
-    """Repair each audible stem with its chain, apply gain, mute and solo, and sum.
+Stage = tuple[str, np.ndarray, np.ndarray]  # (processor kind, its input, its output)
 
-    Returns the mix, each stem as it enters the sum, and per stem the chain
-    that ran with its measured effects.
+
+@dataclass
+class Repaired:
+    """The repaired stems and their sum, with the measuring of each repair's effect
+    (``effect_jobs``) possibly still running on the pool that ``start_repairs`` was given."""
+
+    mix: np.ndarray  # (2, samples) float64
+    processed: dict[str, np.ndarray]  # each stem as it enters the sum, (2, samples) float32
+    chains: dict[str, list[str]]  # the kinds that ran, in order
+    effect_jobs: dict[str, list[Future]]
+
+    def repairs(self) -> dict[str, Any]:
+        """Per stem ``{"chain": [...], "effects": {...}}``, waiting for the measuring to finish."""
+        out = {}
+        for name, kinds in self.chains.items():
+            effects: dict[str, Any] = {}
+            for job in self.effect_jobs[name]:
+                effects.update(job.result())
+            out[name] = {"chain": kinds, "effects": effects}
+        return out
+
+
+def start_repairs(stems: list[StemAudio], sample_rate: int, pool: ThreadPoolExecutor, *,
+                  progress: Progress | None = None, cancel: CancelCheck | None = None) -> Repaired:
+    """Repair each audible stem with its chain on ``pool``, apply gain, mute and solo, and sum.
+
+    Returns as soon as the mix is ready; each stage's effect (``repair_effects``)
+    is then still being measured on the pool, each as a job of its own, so
+    the measuring spreads over the cores while other work (the bus master)
+    goes on. Stems are independent and the processors' kernels release the
+    GIL; results are the same as one at a time, and the mix sums in the
+    project's order every time.
     """
     progress = progress or _noop
     if not stems:
@@ -104,8 +132,6 @@ def mix_stems(stems: list[StemAudio], sample_rate: int, *, progress: Progress | 
     soloed = any(s.solo for s in stems)
 
     chains = {s.name: build_chain(s.chain, stem=s.name) for s in stems}  # all valid before any work starts
-
-    Stage = tuple[str, np.ndarray, np.ndarray]
 
     def repair_one(s: StemAudio) -> tuple[np.ndarray, list[str], list[Stage]]:
         audible = (not s.mute) and (s.solo or not soloed)
@@ -123,38 +149,29 @@ def mix_stems(stems: list[StemAudio], sample_rate: int, *, progress: Progress | 
 
     done: dict[str, tuple[np.ndarray, list[str]]] = {}
     effect_jobs: dict[str, list[Future]] = {}
-    # Stems are independent and the processors' kernels release the GIL, so
-    # they are repaired on all cores; results are the same as one at a time.
-    with ThreadPoolExecutor(max_workers=max(1, min(len(stems), os.cpu_count() or 1))) as pool:
-        # the longest chains start first, so the cores finish together
-        jobs = {pool.submit(repair_one, s): s
-                for s in sorted(stems, key=lambda s: -len(chains[s.name].processors))}
-        for future in as_completed(jobs):
-            s = jobs[future]
-            if cancel and cancel():
-                for f in jobs:
-                    f.cancel()
-                raise Cancelled("render cancelled; nothing was written")
-            out, kinds, stages = future.result()
-            done[s.name] = (out, kinds)
-            # each stage's effect is measured as a job of its own, so the
-            # measuring spreads over the cores while longer chains still run
-            effect_jobs[s.name] = [pool.submit(repair_effects, [stage], sample_rate) for stage in stages]
-            progress(0.8 * len(done) / len(stems), f"repaired {s.name} ({', '.join(kinds) or 'no repair'})")
-        progress(0.8, "measuring what the repairs did")
-        processed: dict[str, np.ndarray] = {}
-        repairs: dict[str, Any] = {}
-        for s in stems:  # in the project's order: the mix sums in the same order every time
-            effects: dict[str, Any] = {}
-            for job in effect_jobs[s.name]:
-                effects.update(job.result())
-            processed[s.name] = done[s.name][0]
-            repairs[s.name] = {"chain": done[s.name][1], "effects": effects}
+    # the longest chains start first, so the cores finish together
+    jobs = {pool.submit(repair_one, s): s for s in sorted(stems, key=lambda s: -len(chains[s.name].processors))}
+    for future in as_completed(jobs):
+        s = jobs[future]
+        if cancel and cancel():
+            for f in jobs:
+                f.cancel()
+            raise Cancelled("render cancelled; nothing was written")
+        out, kinds, stages = future.result()
+        done[s.name] = (out, kinds)
+        effect_jobs[s.name] = [pool.submit(repair_effects, [stage], sample_rate) for stage in stages]
+        progress(len(done) / len(stems), f"repaired {s.name} ({', '.join(kinds) or 'no repair'})")
     mix = np.zeros(stems[0].audio.shape, dtype=np.float64)
-    for out in processed.values():
-        mix += out
-    progress(1.0, "stems repaired")
-    return mix, processed, repairs
+    for s in stems:  # in the project's order
+        mix += done[s.name][0]
+    return Repaired(mix=mix, processed={s.name: done[s.name][0] for s in stems},
+                    chains={s.name: done[s.name][1] for s in stems}, effect_jobs=effect_jobs)
+
+
+def _workers() -> int:
+    """Threads beside the calling one: at least two, so the stems' measuring can run beside
+    the chains even on a single core."""
+    return max(2, os.cpu_count() or 1)
 
 
 def quantized_master(result: MasterResult, bits: int, settings: MasterSettings,
@@ -185,27 +202,19 @@ def quantized_master(result: MasterResult, bits: int, settings: MasterSettings,
     return q
 
 
-def _write_and_measure_stems(processed: dict[str, np.ndarray], stems: list[StemAudio], repairs: dict[str, Any],
-                             mix: np.ndarray, rate: int, stems_dir: Path,
-                             is_cancelled: CancelCheck) -> tuple[list[dict[str, str]], list[dict[str, Any]], Metrics]:
+def _write_and_measure_stems(processed: dict[str, np.ndarray], mix: np.ndarray, rate: int, stems_dir: Path,
+                             is_cancelled: CancelCheck) -> tuple[list[dict[str, str]], dict[str, dict], Metrics]:
     """Write each repaired stem as a float WAV into ``stems_dir`` and measure it and the mix:
-    returns the files' report rows, the stems' report rows and the mix's metrics."""
+    returns the files' report rows, each stem's levels and the mix's metrics."""
     files = []
     for name, audio in processed.items():
         if is_cancelled():
             raise Cancelled("render cancelled; nothing was written")
         write_audio(stems_dir / f"{name}.wav", audio, rate, subtype="FLOAT")
         files.append({"path": f"stems/{name}.wav", "role": "stem", "format": "WAV", "subtype": "FLOAT"})
-    rows = []
-    by_name = {s.name: s for s in stems}
-    for name, audio in processed.items():
-        s = by_name[name]
-        rows.append({
-            "name": name, "role": s.role, "gain_db": s.gain_db, "mute": s.mute, "solo": s.solo,
-            "repair": repairs[name],
-            "integrated_lufs": gated_loudness_lufs(audio, rate), "sample_peak_dbfs": sample_peak_dbfs(audio),
-        })
-    return files, rows, measure(mix, rate, pyloudnorm=False)
+    levels = {name: {"integrated_lufs": gated_loudness_lufs(audio, rate), "sample_peak_dbfs": sample_peak_dbfs(audio)}
+              for name, audio in processed.items()}
+    return files, levels, measure(mix, rate, pyloudnorm=False)
 
 
 def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSettings, folder: Path, *,
@@ -220,24 +229,28 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
             raise Cancelled("render cancelled; nothing was written")
 
     progress(0.0, "repairing stems")
-    t0 = time.perf_counter()
-    mix, processed, repairs = mix_stems(stems, sample_rate, progress=_sub(progress, 0.0, 0.3), cancel=cancel)
-    repair_s = time.perf_counter() - t0
-    rate = sample_rate
-    if settings.export.sample_rate and settings.export.sample_rate != sample_rate:
-        rate = settings.export.sample_rate
-        mix = resample(mix.astype(np.float32), sample_rate, rate).astype(np.float64)
-        processed = {k: resample(v, sample_rate, rate) for k, v in processed.items()}
-    check()
-    stems_dir = folder / "stems"
-    stems_dir.mkdir()
-    # While the bus master runs, a second thread writes the repaired stems and
-    # measures them and the mix: work independent of the master, most of it in
-    # code that releases the GIL, so the two run on two cores.
-    with ThreadPoolExecutor(max_workers=1) as side:
-        side_job = side.submit(_write_and_measure_stems, processed, stems, repairs, mix, rate, stems_dir,
-                               is_cancelled)
+    # One pool of workers beside this thread: it repairs the stems, then, while
+    # this thread runs the bus master (mostly on one core), it measures what
+    # the repairs did, writes the repaired stems and measures them and the
+    # mix; at the end it runs pyloudnorm on the master and writes the files
+    # while this thread runs our meters. Leaving by an exception drops its
+    # queued work and waits for the running jobs: the caller removes the
+    # folder only after.
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
         try:
+            t0 = time.perf_counter()
+            repaired = start_repairs(stems, sample_rate, pool, progress=_sub(progress, 0.0, 0.3), cancel=cancel)
+            repair_s = time.perf_counter() - t0
+            mix, processed = repaired.mix, repaired.processed
+            rate = sample_rate
+            if settings.export.sample_rate and settings.export.sample_rate != sample_rate:
+                rate = settings.export.sample_rate
+                mix = resample(mix.astype(np.float32), sample_rate, rate).astype(np.float64)
+                processed = {k: resample(v, sample_rate, rate) for k, v in processed.items()}
+            check()
+            stems_dir = folder / "stems"
+            stems_dir.mkdir()
+            side_job = pool.submit(_write_and_measure_stems, processed, mix, rate, stems_dir, is_cancelled)
             result = master_bus(mix, rate, settings, progress=_sub(progress, 0.3, 0.8), cancel=cancel)
             check()
             progress(0.8, "writing masters")
@@ -247,28 +260,29 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
             first = quantized_master(result, depths[0], settings, noise)
             check()
             progress(0.88, "measuring")
-            # The report measures the samples of the first file as written. The
-            # other thread runs pyloudnorm on them and writes the files, while
-            # this one runs our meters and makes the other bit depths.
-            official = side.submit(integrated_lufs, first, rate)
+            # the report measures the samples of the first file, as written
+            official = pool.submit(integrated_lufs, first, rate)
 
             def write(bits: int, q: np.ndarray) -> tuple[Path, str]:
                 path, subtype = folder / f"master_{bits}bit.wav", f"PCM_{bits}"
                 write_audio(path, q, rate, subtype=subtype)
                 return path, subtype
 
-            writes = [side.submit(write, depths[0], first)]
+            writes = [pool.submit(write, depths[0], first)]
             master_metrics = measure(first, rate, pyloudnorm=False)
             for bits in depths[1:]:
-                writes.append(side.submit(write, bits, quantized_master(result, bits, settings, noise)))
+                writes.append(pool.submit(write, bits, quantized_master(result, bits, settings, noise)))
             master_metrics = master_metrics.with_integrated(official.result())
-            stem_files, stem_rows, mix_metrics = side_job.result()
+            stem_files, levels, mix_metrics = side_job.result()
+            repairs = repaired.repairs()
             masters = [w.result() for w in writes]
         except BaseException:
-            # drop its queued work and wait for the running job: the caller
-            # removes the folder only after
-            side.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
+    by_name = {s.name: s for s in stems}
+    stem_rows = [{"name": name, "role": by_name[name].role, "gain_db": by_name[name].gain_db,
+                  "mute": by_name[name].mute, "solo": by_name[name].solo, "repair": repairs[name], **levels[name]}
+                 for name in processed]
     check()
     files = [{"path": p.name, "role": "master", "format": "WAV", "subtype": st} for p, st in masters]
     files += stem_files

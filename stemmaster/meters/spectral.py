@@ -6,6 +6,7 @@ full scale unless the name says otherwise.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
@@ -20,14 +21,24 @@ def _db(energy: np.ndarray | float) -> np.ndarray | float:
     return 10.0 * np.log10(np.maximum(energy, _FLOOR))
 
 
+@numba.njit(cache=True, nogil=True)
+def _mid_side_kernel(left: np.ndarray, right: np.ndarray, mid: np.ndarray, side: np.ndarray) -> None:
+    for i in range(left.shape[0]):
+        a = left[i]
+        b = right[i]
+        mid[i] = 0.5 * (a + b)
+        side[i] = 0.5 * (a - b)
+
+
 def _mid_side(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mid and side in float32 (the measures here take float32 FFTs; 1e-7 is far below what they resolve)."""
     audio = np.asarray(audio)
-    left = audio[0].astype(np.float32, copy=False)
     if audio.shape[0] < 2:
-        return left, np.zeros(audio.shape[1], dtype=np.float32)
-    right = audio[1].astype(np.float32, copy=False)
-    return np.float32(0.5) * (left + right), np.float32(0.5) * (left - right)
+        return audio[0].astype(np.float32), np.zeros(audio.shape[1], dtype=np.float32)
+    mid = np.empty(audio.shape[1], dtype=np.float32)
+    side = np.empty(audio.shape[1], dtype=np.float32)
+    _mid_side_kernel(np.ascontiguousarray(audio[0]), np.ascontiguousarray(audio[1]), mid, side)
+    return mid, side
 
 
 def _frame_power(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:

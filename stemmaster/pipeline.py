@@ -251,11 +251,13 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
             stems_dir = folder / "stems"
             stems_dir.mkdir()
             side_job = pool.submit(_write_and_measure_stems, processed, mix, rate, stems_dir, is_cancelled)
+            # the dither is drawn while the master is made (it needs only the shape)
+            noise_job = pool.submit(tpdf_noise, mix.shape, settings.export.dither_seed) \
+                if settings.export.dither == "tpdf" else None
             result = master_bus(mix, rate, settings, progress=_sub(progress, 0.3, 0.8), cancel=cancel)
             check()
             progress(0.8, "writing masters")
-            noise = tpdf_noise(result.audio.shape, settings.export.dither_seed) \
-                if settings.export.dither == "tpdf" else None
+            noise = noise_job.result() if noise_job else None
             depths = settings.export.bit_depths
             first = quantized_master(result, depths[0], settings, noise)
             check()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from stemmaster.errors import AudioError, SettingsError
@@ -46,7 +47,9 @@ def quantize(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: i
     if dither not in DITHERS:
         raise SettingsError(f"quantize.dither = {dither!r} is not one of {', '.join(DITHERS)}")
     scale = 2.0 ** (int(bit_depth) - 1)
-    x = np.asarray(audio, dtype=np.float64) * scale  # a new array, worked on in place below
+    x = np.asarray(audio)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
     if not np.all(np.isfinite(x)):
         raise AudioError("cannot quantize audio containing NaN or infinity")
     if dither == "tpdf":
@@ -54,8 +57,28 @@ def quantize(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: i
             noise = tpdf_noise(x.shape, seed)
         elif noise.shape != x.shape:
             raise ValueError(f"noise must be shaped {x.shape}, got {noise.shape}")
-        x += noise
-    np.rint(x, out=x)
-    np.clip(x, -scale, scale - 1.0, out=x)
-    x *= 1.0 / scale  # a power of two: exact
-    return x.astype(np.float32)
+        flat_noise = np.ascontiguousarray(noise, dtype=np.float32).reshape(-1)
+    else:
+        flat_noise = np.zeros(0, dtype=np.float32)
+    out = np.empty(x.shape, dtype=np.float32)
+    _quantize(np.ascontiguousarray(x).reshape(-1), flat_noise, scale, out.reshape(-1))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantize(x: np.ndarray, noise: np.ndarray, scale: float, out: np.ndarray) -> None:
+    """``out = clip(rint(x * scale + noise), -scale, scale - 1) / scale``, worked in float64
+    and stored as float32 (exact: the grid has at most 24 bits); empty ``noise`` means none."""
+    dithered = noise.shape[0] > 0
+    top = scale - 1.0
+    inv = 1.0 / scale  # a power of two: exact
+    for i in range(x.shape[0]):
+        v = float(x[i]) * scale
+        if dithered:
+            v += float(noise[i])
+        v = np.rint(v)
+        if v < -scale:
+            v = -scale
+        elif v > top:
+            v = top
+        out[i] = v * inv

@@ -95,10 +95,7 @@ def measure(audio: np.ndarray, sample_rate: int, *, pyloudnorm: bool = True) -> 
     sample_rate = int(sample_rate)
     channels, n = audio.shape
 
-    if n:
-        energy, lengths = loudness._hop_energy(loudness._k_weighted64(audio, sample_rate), sample_rate)
-    else:
-        energy, lengths = np.zeros(0), np.zeros(0)
+    energy, lengths = loudness._prepared_energy(audio, sample_rate)
     momentary = loudness._window_lufs(energy, lengths, loudness._hops_per(loudness.BLOCK_S))
     short_term = loudness._window_lufs(energy, lengths, loudness._hops_per(loudness.SHORT_TERM_S))
 

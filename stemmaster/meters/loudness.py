@@ -32,7 +32,7 @@ import warnings
 import numba
 import numpy as np
 
-from stemmaster.dsp.biquad import sos_filter
+from stemmaster.dsp.biquad import TINY, sos_filter
 from stemmaster.errors import AudioError
 
 BLOCK_S = 0.4  # momentary window and BS.1770 gating block
@@ -138,6 +138,17 @@ def _weighted_hop_sums(kw: np.ndarray, gain: np.ndarray, bounds: np.ndarray, wei
     return out
 
 
+def _hop_bounds(n: int, sample_rate: int) -> np.ndarray:
+    """Sample indices where the complete 100 ms hops of ``n`` samples start, and where the last ends."""
+    hop = HOP_S * sample_rate
+    hops = int(math.floor(n / hop + 1e-9))
+    if hops == 0:
+        return np.zeros(1, dtype=np.int64)
+    bounds = np.round(np.arange(hops + 1) * hop).astype(np.int64)
+    hops = int(np.searchsorted(bounds, n, side="right")) - 1  # guard against rounding past the end
+    return bounds[: hops + 1]
+
+
 def _hop_energy(kw: np.ndarray, sample_rate: int, gain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Channel-weighted sum of squares of K-weighted audio per complete 100 ms hop.
 
@@ -147,15 +158,8 @@ def _hop_energy(kw: np.ndarray, sample_rate: int, gain: np.ndarray | None = None
     ``lengths[k]`` is its sample count. ``gain`` ``(samples,)``, if given,
     multiplies every channel first (``K(x) * g`` without forming it).
     """
-    n = kw.shape[1]
-    hop = HOP_S * sample_rate
-    hops = int(math.floor(n / hop + 1e-9))
-    if hops == 0:
-        return np.zeros(0), np.zeros(0)
-    bounds = np.round(np.arange(hops + 1) * hop).astype(np.int64)
-    hops = int(np.searchsorted(bounds, n, side="right")) - 1  # guard against rounding past the end
-    bounds = bounds[: hops + 1]
-    if hops == 0:
+    bounds = _hop_bounds(kw.shape[1], sample_rate)
+    if bounds.shape[0] < 2:
         return np.zeros(0), np.zeros(0)
     weights = channel_weights(kw.shape[0])
     gain = np.zeros(0) if gain is None else np.ascontiguousarray(gain, dtype=np.float64)
@@ -177,11 +181,62 @@ def _hops_per(window_s: float) -> int:
     return int(round(window_s / HOP_S))
 
 
+@numba.njit(cache=True, nogil=True)
+def _k_hop_sums(x: np.ndarray, sos: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``_weighted_hop_sums(sos_filter(sos, x), empty, bounds, weights)`` without storing the
+    filtered signal: both sections (transposed direct form II, zero start, as ``sosfilt``) run
+    and square into the hop sums in one sweep, two channels interleaved."""
+    channels = x.shape[0]
+    hops = bounds.shape[0] - 1
+    out = np.zeros(hops)
+    b0, b1, b2, a1, a2 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
+    d0, d1, d2, e1, e2 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
+    for c in range(0, channels, 2):
+        both = c + 1 < channels
+        w = c + 1 if both else c
+        p0 = p1 = q0 = q1 = r0 = r1 = s0 = s1 = 0.0
+        for k in range(hops):
+            acc_c = 0.0
+            acc_w = 0.0
+            for i in range(bounds[k], bounds[k + 1]):
+                v = float(x[c, i])
+                u = float(x[w, i])
+                y = b0 * v + p0
+                t = b0 * u + r0
+                p0 = b1 * v - a1 * y + p1
+                r0 = b1 * u - a1 * t + r1
+                p1 = b2 * v - a2 * y
+                r1 = b2 * u - a2 * t
+                z = d0 * y + q0
+                h = d0 * t + s0
+                q0 = d1 * y - e1 * z + q1
+                s0 = d1 * t - e1 * h + s1
+                q1 = d2 * y - e2 * z
+                s1 = d2 * t - e2 * h
+                acc_c += z * z
+                acc_w += h * h
+            out[k] += weights[c] * acc_c
+            if both:
+                out[k] += weights[w] * acc_w
+            # a state decaying through silence toward subnormal numbers is set to rest (see dsp/biquad.py)
+            if abs(p0) < TINY and abs(p1) < TINY and abs(q0) < TINY and abs(q1) < TINY:
+                p0 = p1 = q0 = q1 = 0.0
+            if abs(r0) < TINY and abs(r1) < TINY and abs(s0) < TINY and abs(s1) < TINY:
+                r0 = r1 = s0 = s1 = 0.0
+    return out
+
+
 def _prepared_energy(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """The K-weighted, channel-weighted energy per complete 100 ms hop and the hops' lengths
+    (as ``_hop_energy(_k_weighted64(audio))``, in one sweep without the filtered copy)."""
     check_meter_audio(audio, sample_rate)
-    if audio.shape[1] == 0:
+    sample_rate = int(sample_rate)
+    bounds = _hop_bounds(audio.shape[1], sample_rate)
+    if bounds.shape[0] < 2:
         return np.zeros(0), np.zeros(0)
-    return _hop_energy(_k_weighted64(audio, int(sample_rate)), int(sample_rate))
+    energy = _k_hop_sums(np.ascontiguousarray(audio), k_weighting_sos(sample_rate), bounds,
+                         channel_weights(audio.shape[0]))
+    return energy, np.diff(bounds).astype(np.float64)
 
 
 def momentary_lufs(audio: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -72,36 +72,47 @@ _BLOCK = 1024  # output samples per block: the block's accumulators stay in L1
 
 
 @numba.njit(cache=True, parallel=True, fastmath=True)
-def _interval_peaks(xp: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """``out[k]`` = max over phases p of |sum_j taps[p, j] * xp[k + j]| (interval [k, k+1)).
+def _interval_peaks(xp: np.ndarray, taps: np.ndarray, front: int) -> np.ndarray:
+    """``out[k]`` = max over channels c and phases p of |sum_j taps[p, j] * xp[c, k + j]|
+    (the interval [k, k+1)), where phase 0 is the input sample itself, ``xp[c, k + front]``.
 
-    Float32 (rounding error about 3e-7 of full scale, 3e-6 dB) and blocked so
-    the innermost loop runs over contiguous output samples and vectorises
-    (AVX2/AVX-512): about 8x as fast as a float64 reduction over the taps. ``xp`` is padded, so
-    there are no bounds checks.
+    ``taps`` holds the phases from 1 on (phase 0 of the unscaled design is 1
+    at its centre and under 4e-17 elsewhere, so it is read directly). Float32
+    (rounding error about 3e-7 of full scale, 3e-6 dB) and blocked so the
+    innermost loop runs over contiguous output samples and vectorises
+    (AVX2/AVX-512): about 8x as fast as a float64 reduction over the taps.
+    ``xp`` is padded, so there are no bounds checks.
     """
+    channels = xp.shape[0]
     n_phase, n_tap = taps.shape
-    n = xp.shape[0] - n_tap + 1
+    n = xp.shape[1] - n_tap + 1
     out = np.empty(n, dtype=np.float32)
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
         k0 = b * _BLOCK
         m = min(_BLOCK, n - k0)
         acc = np.empty(m, dtype=np.float32)
         best = np.zeros(m, dtype=np.float32)
-        for p in range(n_phase):
-            acc[:] = 0.0
-            for j in range(n_tap):
-                t = taps[p, j]
-                # a slice, not ``xp[k0 + i + j]``: numba's negative-index
-                # wraparound on a computed index stops LLVM vectorising the loop
-                # (4x slower); indices into a slice from ``range`` are known >= 0
-                xs = xp[k0 + j:k0 + j + m]
-                for i in range(m):
-                    acc[i] += t * xs[i]
+        for c in range(channels):
+            row = xp[c]
+            xs = row[k0 + front:k0 + front + m]
             for i in range(m):
-                a = abs(acc[i])
+                a = abs(xs[i])
                 if a > best[i]:
                     best[i] = a
+            for p in range(n_phase):
+                acc[:] = 0.0
+                for j in range(n_tap):
+                    t = taps[p, j]
+                    # a slice, not ``row[k0 + i + j]``: numba's negative-index
+                    # wraparound on a computed index stops LLVM vectorising the
+                    # loop (4x slower); indices from ``range`` are known >= 0
+                    xs = row[k0 + j:k0 + j + m]
+                    for i in range(m):
+                        acc[i] += t * xs[i]
+                for i in range(m):
+                    a = abs(acc[i])
+                    if a > best[i]:
+                        best[i] = a
         out[k0:k0 + m] = best
     return out
 
@@ -118,12 +129,9 @@ def _channel_peaks(audio: np.ndarray, spec: Interpolator) -> np.ndarray:
     taps, center = _polyphase(spec)
     n = audio.shape[1]
     front = taps.shape[1] - 1 - center
-    env = np.zeros(n)
-    xp = np.zeros(front + n + center, dtype=np.float32)
-    for ch in audio:
-        xp[front:front + n] = ch
-        np.maximum(env, _interval_peaks(xp, taps), out=env)
-    return env
+    xp = np.zeros((audio.shape[0], front + n + center), dtype=np.float32)
+    xp[:, front:front + n] = audio
+    return _interval_peaks(xp, np.ascontiguousarray(taps[1:]), front).astype(np.float64)
 
 
 def true_peak_envelope(audio: np.ndarray, spec: Interpolator = METER_INTERPOLATOR) -> np.ndarray:

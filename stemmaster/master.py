@@ -222,7 +222,7 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
         comp_gain_db = settings.glue_compressor.gain_db(x, sample_rate)
         comp_max_db = float(max(0.0, settings.glue_compressor.makeup_db - comp_gain_db.min()))
         comp_gain = np.exp(comp_gain_db * (math.log(10.0) / 20.0))  # 10 ** (dB / 20), at a third of the cost
-        x = x * comp_gain
+        x *= comp_gain  # x is this function's own array (the EQ's output)
         log.append(f"glue compressor: up to {comp_max_db:.2f} dB gain reduction")
     if is_cancelled():
         raise Cancelled("mastering cancelled")
@@ -253,13 +253,12 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
         # on target, the guaranteed gain (output measured and corrected) is
         # computed for that drive and its loudness checked again.
         if verified:
-            driven = x * drive_lin
-            gain, peak = limiter.gain_and_peak(driven, sample_rate, envelope=envelope * drive_lin)
-            y = driven * gain
+            y, gain, peak = limiter.limit(x * drive_lin, sample_rate, envelope=envelope * drive_lin)
             fast = gated_loudness_lufs(y, sample_rate)
         else:  # within 0.01 LU of measuring y itself, without K-weighting it again
-            gain = limiter.estimate_gain(envelope * drive_lin, sample_rate)
-            fast = gated_loudness_of_k_weighted(k_weighted_x, sample_rate, gain * drive_lin)
+            gain = limiter.estimate_gain(envelope, sample_rate, scale=drive_lin)
+            gain *= drive_lin
+            fast = gated_loudness_of_k_weighted(k_weighted_x, sample_rate, gain)
         tried.append((drive, fast))
         log.append(f"pass {it}: drive {drive:+.2f} dB -> {fast:.2f} LUFS{'' if verified else ' (estimate)'}")
         if abs(aim - fast) <= bus.tolerance_lu * 0.5:

@@ -71,12 +71,12 @@ def test_output_true_peak_is_under_the_ceiling(sample_rate, ceiling, signal):
         # square's Gibbs peaks fall between the 4x points: 4x reads them 0.055 dB low)
         detector_db = 20 * np.log10(true_peak_linear(y.astype(np.float64), DETECTOR))
         assert ceiling - 0.01 < detector_db <= ceiling
-    gain, passes, _ = lim._gain_and_passes(x, sample_rate)
+    gain, passes, _, _ = lim._gain_and_passes(x, sample_rate)
     assert passes <= 2  # no fallback; in fact one pass for all of these
     assert np.all(gain <= 1.0) and np.all(gain > 0.0)
     # the peak it reports is the detector's reading of its output, which bounds the 4x meter's
-    gain2, peak = lim.gain_and_peak(x, sample_rate)
-    assert np.array_equal(gain2, gain)
+    out, gain2, peak = lim.limit(x, sample_rate)
+    assert np.array_equal(gain2, gain) and np.array_equal(out, x * gain)
     assert peak == pytest.approx(true_peak_linear(x * gain, DETECTOR), rel=1e-6)
     assert true_peak_linear(x * gain) <= peak * (1 + 1e-6) and peak <= 10 ** (ceiling / 20)
 
@@ -87,7 +87,7 @@ def test_guarantee_holds_at_extreme_timings(lookahead_ms, release_ms):
     lim = TruePeakLimiter(ceiling_dbtp=-0.1, lookahead_ms=lookahead_ms, release_ms=release_ms)
     for make in SIGNALS.values():
         x = make(48000, -0.1)
-        gain, passes, _ = lim._gain_and_passes(x, 48000)
+        gain, passes, _, _ = lim._gain_and_passes(x, 48000)
         assert passes <= limiter_module.MAX_PASSES
         assert true_peak_dbtp((x * gain).astype(np.float32)) <= -0.1
 
@@ -257,3 +257,15 @@ def test_unverified_first_pass_has_the_verified_loudness():
     sure = x * lim.gain(x, 44100)
     assert true_peak_dbtp(sure) <= -1.0
     assert abs(gated_loudness_lufs(fast, 44100) - gated_loudness_lufs(sure, 44100)) < 0.01
+
+
+def test_estimate_from_the_envelope_alone_matches_the_first_pass():
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 48000)) * 0.4
+    lim = TruePeakLimiter(ceiling_dbtp=-1.0)
+    env = limiter_module.detector_envelope(x)
+    for scale in (1.0, 2.0, 4.0):
+        first = lim.gain(x * scale, 48000, envelope=env * scale, verify=False)
+        est = lim.estimate_gain(env, 48000, scale=scale)
+        assert np.max(np.abs(est - first)) < 1e-12
+        assert est.min() < 0.9  # it really limited

@@ -101,15 +101,15 @@ class TruePeakLimiter(Processor):
     def lookahead_samples(self, sample_rate: int) -> int:
         return max(1, int(round(self.lookahead_ms * 1e-3 * sample_rate)))
 
-    def _gain_and_passes(self, audio: np.ndarray, sample_rate: int,
-                         envelope: np.ndarray | None = None, verify: bool = True) -> tuple[np.ndarray, int]:
-        """The gain curve, the number of passes it took (``MAX_PASSES + 1``: fallback used) and
-        the detector's peak of ``audio * gain`` (linear; NaN when ``verify`` is off and it was not measured)."""
+    def _gain_and_passes(self, audio: np.ndarray, sample_rate: int, envelope: np.ndarray | None = None,
+                         verify: bool = True) -> tuple[np.ndarray, int, float, np.ndarray | None]:
+        """The gain curve, the number of passes it took (``MAX_PASSES + 1``: fallback used), the
+        detector's peak of ``audio * gain`` (linear) and ``audio * gain`` itself; the last two
+        are NaN and None when ``verify`` is off (the output was not measured)."""
         audio = np.asarray(audio, dtype=np.float64)
         n = audio.shape[-1]
-        total = np.ones(n)
         if n == 0:
-            return total, 0, 0.0
+            return np.ones(n), 0, 0.0, audio.copy()
         if not np.isfinite(audio).all():
             raise AudioError("the limiter's input contains NaN or infinite samples")
         if envelope is None:
@@ -121,26 +121,29 @@ class TruePeakLimiter(Processor):
         if not np.isfinite(env.max()):
             raise AudioError("the limiter's input contains NaN or infinite samples")
         if env.max() <= 10.0 ** (self.ceiling_dbtp / 20.0):
-            return total, 0, float(env.max())  # already under the ceiling: untouched
+            return np.ones(n), 0, float(env.max()), audio.copy()  # already under the ceiling: untouched
         target = 10.0 ** ((self.ceiling_dbtp - TARGET_MARGIN_DB) / 20.0)
         accept = 10.0 ** ((self.ceiling_dbtp - TARGET_MARGIN_DB / 2) / 20.0)  # rounding slack
         length = min(n, self.lookahead_samples(sample_rate))
         rise = 1.0 - math.exp(-1000.0 / (self.release_ms * sample_rate))
+        total = None
         for done in range(1, MAX_PASSES + 1):
             # the first pass asks for the ceiling; later ones, correcting what
             # moving gain added, aim as far under as the output was over
             step = limiter_pass(env, target, 1 if done == 1 else 2, PEAK_GUARD, length - 1 + PEAK_GUARD,
                                 done == 1, rise, length)
-            total *= step
+            if total is None:
+                total = step
+            else:
+                total *= step
             if not verify:
-                return total, done, float("nan")  # the first pass only: a loudness estimate, no guarantee
+                return total, done, float("nan"), None  # the first pass only: a loudness estimate
             out = audio * total
             env = _remeasure(env, out, step < 1.0)
             if env.max() <= accept:
-                return total, done, float(env.max())
-        peak = float(env.max())
-        total *= target / peak  # not reached in testing; keeps the promise regardless
-        return total, MAX_PASSES + 1, target
+                return total, done, float(env.max()), out
+        total *= target / float(env.max())  # not reached in testing; keeps the promise regardless
+        return total, MAX_PASSES + 1, target, audio * total
 
     def gain(self, audio: np.ndarray, sample_rate: int, *, envelope: np.ndarray | None = None,
              verify: bool = True) -> np.ndarray:
@@ -158,24 +161,26 @@ class TruePeakLimiter(Processor):
         """
         return self._gain_and_passes(audio, int(sample_rate), envelope, verify)[0]
 
-    def estimate_gain(self, envelope: np.ndarray, sample_rate: int) -> np.ndarray:
-        """``gain(audio, sample_rate, envelope=envelope, verify=False)`` from the detector envelope
-        alone (``detector_envelope(audio)``, finite, ``(samples,)``): the first pass, no guarantee."""
+    def estimate_gain(self, envelope: np.ndarray, sample_rate: int, scale: float = 1.0) -> np.ndarray:
+        """``gain(audio * scale, sample_rate, envelope=envelope * scale, verify=False)`` from the
+        detector envelope alone (``detector_envelope(audio)``, finite, ``(samples,)``), without
+        forming the scaled envelope: the first pass, no guarantee."""
         env = np.asarray(envelope, dtype=np.float64)
         n = env.shape[0]
-        if n == 0 or env.max() <= 10.0 ** (self.ceiling_dbtp / 20.0):
+        if n == 0 or env.max() * scale <= 10.0 ** (self.ceiling_dbtp / 20.0):
             return np.ones(n)
-        target = 10.0 ** ((self.ceiling_dbtp - TARGET_MARGIN_DB) / 20.0)
+        target = 10.0 ** ((self.ceiling_dbtp - TARGET_MARGIN_DB) / 20.0) / scale  # env * scale > t <=> env > t / scale
         length = min(n, self.lookahead_samples(sample_rate))
         rise = 1.0 - math.exp(-1000.0 / (self.release_ms * sample_rate))
         return limiter_pass(env, target, 1, PEAK_GUARD, length - 1 + PEAK_GUARD, True, rise, length)
 
-    def gain_and_peak(self, audio: np.ndarray, sample_rate: int, *,
-                      envelope: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-        """The verified gain curve (as ``gain``) and the true peak of ``audio * gain`` as the
-        8x detector reads it (linear, ``<=`` the ceiling), which bounds the 4x meter's reading."""
-        total, _, peak = self._gain_and_passes(audio, int(sample_rate), envelope, True)
-        return total, peak
+    def limit(self, audio: np.ndarray, sample_rate: int, *,
+              envelope: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(output, gain, peak)``: ``audio * gain`` (float64) with the verified gain curve (as
+        ``gain``), and its true peak as the 8x detector reads it (linear, ``<=`` the ceiling),
+        which bounds the 4x meter's reading."""
+        total, _, peak, out = self._gain_and_passes(audio, int(sample_rate), envelope, True)
+        return out, total, peak
 
     def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        return audio * self.gain(audio, sample_rate)
+        return self._gain_and_passes(audio, int(sample_rate))[3]

@@ -4,7 +4,8 @@ Prints seconds and the ratio to real time for: importing the stems into a
 project (read, copy, convert, write working stems), and rendering a master
 from the project (load stems, repair each with its role's default chain, bus
 master with its loudness search, export at two bit depths, measure, report),
-with the repair stage's own time.
+with the repair stage's own time (every chain run and the stems summed; the
+measuring of each repair's effect for the report overlaps the bus master).
 
     .venv/bin/python bench/bench_master.py [--minutes 4] [--profile spotify]
 """
@@ -69,7 +70,8 @@ def main() -> None:
         t_render = time.perf_counter() - t0
         proc = outcome.report["processing"]
         m = outcome.report["master"]
-        print(f"  repair stage: {proc['repair_s']:6.2f} s  (4 stems, default chains)")
+        print(f"  repair stage: {proc['repair_s']:6.2f} s  (4 stems, default chains, until the mix is ready; "
+              f"measuring what each repair did goes on beside the bus master)")
         print(f"stem-to-master: {t_render:6.2f} s  ({duration_s / t_render:5.1f}x real time; repair, bus master, "
               f"export, report) -> {m['integrated_lufs']:.2f} LUFS, {m['true_peak_dbtp']:.2f} dBTP, "
               f"{proc['iterations']} loudness passes")

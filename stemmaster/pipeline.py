@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -219,8 +219,12 @@ def _write_and_measure_stems(processed: dict[str, np.ndarray], mix: np.ndarray, 
 
 def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSettings, folder: Path, *,
                  title: str, render_id: str, progress: Progress | None = None,
-                 cancel: CancelCheck | None = None) -> RenderOutcome:
-    """Mix, master, export and report ``stems`` into ``folder`` (which must exist and be empty)."""
+                 cancel: CancelCheck | None = None, separation: dict[str, Any] | None = None) -> RenderOutcome:
+    """Mix, master, export and report ``stems`` into ``folder`` (which must exist and be empty).
+
+    ``separation``: how the stems were separated from a render (a
+    ``SeparationRecord`` as a dict), for the report.
+    """
     progress = progress or _noop
     is_cancelled = cancel or (lambda: False)
 
@@ -299,6 +303,7 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
         "sample_rate": rate,
         "master": master_metrics.to_dict(),
         "mix": mix_metrics.to_dict(),
+        "separation": separation,
         "stems": stem_rows,
         "processing": {
             "staging_gain_db": result.staging_gain_db,
@@ -368,7 +373,8 @@ def render_project(project: Project, project_dir: Path, settings: MasterSettings
     try:
         stems = load_stems(project, project_dir)
         outcome = render_stems(stems, project.sample_rate, settings, tmp, title=project.name,
-                               render_id=render_id, progress=progress, cancel=cancel)
+                               render_id=render_id, progress=progress, cancel=cancel,
+                               separation=asdict(project.separation) if project.separation else None)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -83,6 +83,18 @@ class RenderRecord:
 
 
 @dataclass
+class SeparationRecord:
+    """How a render project's stems were separated: what a new separation must match to be skipped."""
+
+    model: str  # e.g. "htdemucs"
+    model_checksum: str  # the checkpoint checksum(s) from the file names, "+"-joined for a bag
+    input_sha256: str  # of the source render
+    settings: dict[str, Any]  # what changes the result: shifts, overlap, segment_s, seed, residual_into
+    residual_db: float  # energy of input minus the stems' sum, relative to the input's
+    created: str  # ISO 8601 UTC
+
+
+@dataclass
 class Project:
     name: str
     created: str  # ISO 8601 UTC
@@ -93,6 +105,7 @@ class Project:
     master: dict[str, dict[str, Any]]  # bus settings keyed by stage, stored as given
     renders: list[RenderRecord]
     schema_version: int = SCHEMA_VERSION
+    separation: SeparationRecord | None = None  # render projects, once separated
 
     def source(self, path: str) -> SourceFile:
         """The SourceFile with this relative path (KeyError if none)."""
@@ -174,6 +187,8 @@ def project_to_dict(project: Project) -> dict[str, Any]:
     doc["stems"] = [_record(s, f"stems[{i}]") for i, s in enumerate(project.stems)]
     doc["master"] = _plain(project.master, "master")
     doc["renders"] = [_record(r, f"renders[{i}]") for i, r in enumerate(project.renders)]
+    if project.separation is not None:
+        doc["separation"] = _record(project.separation, "separation")
     return doc
 
 
@@ -210,6 +225,7 @@ _FLOAT_FIELDS = {
     (RenderRecord, "ceiling_dbtp"): True,
     (RenderRecord, "integrated_lufs"): True,
     (RenderRecord, "true_peak_dbtp"): True,
+    (SeparationRecord, "residual_db"): True,
 }
 
 _TYPE_NAMES = {str: "text", int: "an integer", float: "a number", bool: "true or false", dict: "a table", list: "an array"}
@@ -362,6 +378,20 @@ def _load_render(file: Path, table: Any, where: str) -> RenderRecord:
     return rec
 
 
+def _load_separation(file: Path, table: Any, where: str) -> SeparationRecord:
+    r = _Reader(file, table, where)
+    rec = SeparationRecord(
+        model=r.get("model", str),
+        model_checksum=r.get("model_checksum", str),
+        input_sha256=r.get("input_sha256", str),
+        settings=r.get("settings", dict),
+        residual_db=r.get("residual_db", float),
+        created=r.get("created", str),
+    )
+    r.finish()
+    return rec
+
+
 def _load_list(file: Path, r: _Reader, key: str, loader) -> list:
     items = r.get(key, list, default=list)
     return [loader(file, item, f"{key}[{i}]") for i, item in enumerate(items)]
@@ -389,7 +419,11 @@ def project_from_dict(doc: dict[str, Any], file: str | Path = PROJECT_FILE) -> P
         master=r.get("master", dict, default=dict),
         renders=_load_list(file, r, "renders", _load_render),
         schema_version=version,
+        separation=None,
     )
+    separation = r.get("separation", dict, optional=True)
+    if separation is not None:
+        project.separation = _load_separation(file, separation, "separation")
     r.finish()
     if project.source_kind not in SOURCE_KINDS:
         r.fail("source_kind", f"= {project.source_kind!r} must be one of {', '.join(SOURCE_KINDS)}")

@@ -93,6 +93,17 @@ def report_markdown(report: dict[str, Any]) -> str:
     if proc["limiter_max_reduction_db"] > 6.0:
         lines.append(f"- The limiter works hard ({proc['limiter_max_reduction_db']:.1f} dB at most): "
                      "expect flattened transients; a lower target would keep more punch.")
+    sep = report.get("separation")
+    if sep:
+        settings = sep.get("settings", {})
+        lines += ["", "## Separation", "",
+                  f"- Stems separated from the render by **{sep['model']}** (checksum {sep['model_checksum']}), "
+                  f"{settings.get('shifts', 1)} shift(s), overlap {settings.get('overlap', 0.25)}.",
+                  f"- What the model left out (input minus the stems' sum) was {_fmt(sep['residual_db'], 'dB')} "
+                  f"relative to the input; it was "
+                  + ("added to `other`" if settings.get("residual_into", "other") == "other"
+                     else "kept as the stem `residual`")
+                  + ", so the stems sum back to the render and nothing of the song is lost."]
     lines += ["", "## Stems", "", "| stem | role | gain | loudness | sample peak |", "|---|---|---|---|---|"]
     for s in report["stems"]:
         state = "muted" if s["mute"] else _fmt(s["gain_db"], "dB")

@@ -17,6 +17,7 @@ from stemmaster.project import (
     SCHEMA_VERSION,
     Project,
     RenderRecord,
+    SeparationRecord,
     SourceFile,
     Stem,
     load_project,
@@ -124,6 +125,23 @@ def test_round_trip_is_exact(tmp_path):
     first = path.read_bytes()
     save_project(loaded, tmp_path)
     assert path.read_bytes() == first
+
+
+def test_separation_record_round_trips_and_is_checked(tmp_path):
+    project = make_project()
+    project.separation = SeparationRecord(
+        model="htdemucs", model_checksum="b3e7da38", input_sha256=SHA,
+        settings={"shifts": 1, "overlap": 0.25, "seed": 0, "residual_into": "other"},
+        residual_db=-31.5, created="2024-05-01T12:01:00Z")
+    save_project(project, tmp_path)
+    assert load_project(tmp_path) == project
+    text = (tmp_path / "project.toml").read_text()
+    (tmp_path / "project.toml").write_text(text.replace('model = "htdemucs"', 'model = 3'))
+    with pytest.raises(ProjectError, match=r"separation\.model"):
+        load_project(tmp_path)
+    (tmp_path / "project.toml").write_text(text.replace("residual_db = -31.5", "residual_db = -31.5\nwhat = 1"))
+    with pytest.raises(ProjectError, match=r"separation\.what"):
+        load_project(tmp_path)
 
 
 def test_toml_is_plain_and_omits_none(tmp_path):

@@ -336,8 +336,9 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
 def load_stems(project: Project, project_dir: Path) -> list[StemAudio]:
     """Read the project's working stems (``stems/*.wav`` at the project rate)."""
     out = []
-    for s in project.stems:
-        audio, rate = read_audio(project_dir / s.path)
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:  # file reads release the GIL
+        read = list(pool.map(read_audio, [project_dir / s.path for s in project.stems]))
+    for s, (audio, rate) in zip(project.stems, read):
         if rate != project.sample_rate:
             raise ProjectError(f"{project_dir / s.path}: {rate} Hz, but the project is at {project.sample_rate} Hz")
         if audio.shape[0] == 1:

@@ -1,7 +1,38 @@
-"""Source separation (Demucs) for stemmaster: a stereo render into vocals, drums, bass and other.
+"""Source separation (Demucs) for stemmaster: a stereo render into drums, bass, other and vocals.
 
-Knows nothing of projects; imports torch lazily. Its API (a ``Separator`` with
-``separate(audio, sample_rate, progress, cancel) -> dict[str, audio]``) lands
-with issue #4; until then ``stemmaster`` refuses a stereo render with a
-one-line message instead of mastering it unseparated.
+Knows nothing of projects. ``import separation`` is light: torch and demucs
+are imported only when a model is loaded or a song separated. The API::
+
+    from separation import load_model, separate, stems_with_residual
+    model = load_model("htdemucs", repo=None)        # or repo=Path(folder), or $STEMMASTER_MODEL_REPO
+    result = separate(audio, sample_rate, model, progress=cb, cancel=event)
+    result.stems["vocals"]                           # float32 (2, samples) at the input's rate
+    stems = stems_with_residual(result, into="other")  # sums back to the input
+
+Modules: ``models`` (loading, checksums, test checkpoints), ``engine`` (the
+segment loop), ``plan`` (demucs' segmentation as numbers), ``fast`` (faster
+forwards for demucs' layers), ``allocator`` (memory reuse while separating),
+``scoring`` (SDR), ``reference`` (demucs' own apply_model path, for
+comparisons), ``testing`` (tiny random-weight models for tests).
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["LoadedModel", "SeparationResult", "load_model", "save_checkpoint", "save_bag", "separate",
+           "stems_with_residual", "sdr_db"]
+
+_WHERE = {
+    "LoadedModel": "separation.models", "load_model": "separation.models", "save_checkpoint": "separation.models",
+    "save_bag": "separation.models", "SeparationResult": "separation.engine", "separate": "separation.engine",
+    "stems_with_residual": "separation.engine", "sdr_db": "separation.scoring",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'separation' has no attribute {name!r}")

@@ -112,13 +112,56 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _separation_options(args, record=None):
+    """SeparationOptions from the separation flags (a recorded separation's where not given)."""
+    from stemmaster.separate import SeparationOptions
+
+    repo = getattr(args, "model_repo", None)
+    given = {"model": getattr(args, "model", None), "device": getattr(args, "device", None),
+             "shifts": getattr(args, "shifts", None), "overlap": getattr(args, "overlap", None),
+             "segment_s": getattr(args, "segment", None), "residual_into": getattr(args, "residual", None),
+             "model_repo": Path(repo) if repo else None}
+    if record is not None:
+        return SeparationOptions.from_record(record, **given)
+    return SeparationOptions(**{k: v for k, v in given.items() if v is not None})
+
+
+def _separate(ws, project, options) -> bool:
+    from stemmaster.separate import separate_project
+
+    return _run_with_progress("separate", lambda p: separate_project(
+        project, ws.project_dir(project.name), options, save=ws.save, progress=p))
+
+
+def cmd_separate(args) -> int:
+    ws = _workspace(args)
+    project = ws.load(args.name)
+    options = _separation_options(args)
+    did = _separate(ws, project, options)
+    rec = project.separation
+    if did:
+        print(f"separated {project.name!r} with {rec.model} ({rec.model_checksum}): "
+              f"residual {rec.residual_db:.1f} dB, folded into "
+              f"{'other' if rec.settings.get('residual_into') == 'other' else 'its own stem'}")
+    else:
+        print(f"{project.name!r}: the stems were already separated by {rec.model} ({rec.model_checksum}) "
+              f"from this render with these settings; nothing to do")
+    for s in project.stems:
+        print(f"  {s.name:<20} {s.role:<7} {s.path}")
+    return 0
+
+
 def cmd_master(args) -> int:
     from stemmaster.pipeline import project_settings, render_project
+    from stemmaster.separate import needs_separation
 
     ws = _workspace(args)
     project = ws.load(args.name)
+    if needs_separation(project, ws.project_dir(project.name)):
+        # a render project without current stems: separate first, as last asked (or the defaults)
+        _separate(ws, project, _separation_options(args, project.separation))
     if not project.stems:
-        raise StemmasterError(f"project {project.name!r} has no stems yet (a render project needs separation first)")
+        raise StemmasterError(f"project {project.name!r} has no stems")
     settings = _settings_from_args(project_settings(project), args)
     render_id = ws.next_render_id(project)
     outcome = _run_with_progress("master", lambda p: render_project(
@@ -237,7 +280,8 @@ def cmd_remaster(args) -> int:
 
     src = Path(args.input)
     outcome = _run_with_progress("remaster", lambda p: remaster(
-        src, Path(args.output), settings_transform=lambda s: _settings_from_args(s, args), progress=p))
+        src, Path(args.output), settings_transform=lambda s: _settings_from_args(s, args), progress=p,
+        separation=_separation_options(args)))
     print(f"remastered {src} -> {outcome.folder}")
     _print_master_summary(outcome)
     return 0
@@ -267,6 +311,20 @@ def _add_master_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-rate", type=int, help="output sample rate (default: the project's)")
 
 
+def _add_separation_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="Demucs model: htdemucs (default), htdemucs_ft, htdemucs_6s, mdx_extra, "
+                                   "or a name in --model-repo")
+    p.add_argument("--model-repo", metavar="DIR",
+                   help="folder of Demucs checkpoints (<sig>-<checksum>.th, <name>.yaml); "
+                        "default $STEMMASTER_MODEL_REPO, else demucs' own download cache")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where the model runs (default auto)")
+    p.add_argument("--shifts", type=int, help="random time shifts averaged (default 1; more is slower, a bit better)")
+    p.add_argument("--overlap", type=float, help="overlap of the model's segments (default 0.25)")
+    p.add_argument("--segment", type=float, metavar="S", help="segment length in seconds (default: the model's)")
+    p.add_argument("--residual", choices=["other", "stem"],
+                   help="what the model left out goes into 'other' (default) or a stem of its own")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stemmaster", description="Stem-aware remastering workstation.")
     parser.add_argument("--workspace", help="folder of projects (default: $STEMMASTER_WORKSPACE or ./projects)")
@@ -285,9 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the projects in the workspace")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("master", help="render a master of a project")
+    p = sub.add_parser("separate", help="separate a render project into stems with Demucs (once)")
+    p.add_argument("name")
+    _add_separation_options(p)
+    p.set_defaults(func=cmd_separate)
+
+    p = sub.add_parser("master", help="render a master of a project (separating a render project first if needed)")
     p.add_argument("name")
     _add_master_options(p)
+    p.add_argument("--model-repo", metavar="DIR",
+                   help="folder of Demucs checkpoints, if a render project must be separated first")
     p.set_defaults(func=cmd_master)
 
     p = sub.add_parser("repair", help="show or change the stems' repair chains (applied by `master`)")
@@ -317,10 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("remaster", help="one shot: a folder of stems to a master, report and stems in OUTDIR")
-    p.add_argument("input", help="a folder of stems")
+    p = sub.add_parser("remaster", help="one shot: a render or a folder of stems to a master, report and stems")
+    p.add_argument("input", help="a stereo render (separated with Demucs) or a folder of stems")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     _add_master_options(p)
+    _add_separation_options(p)
     p.set_defaults(func=cmd_remaster)
 
     p = sub.add_parser("demo", help="synthesise the demo song and master it")

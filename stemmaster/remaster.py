@@ -1,4 +1,5 @@
-"""One-shot remastering: a folder of stems to a master, a report and the processed stems.
+"""One-shot remastering: a stereo render (separated with Demucs) or a folder of stems to a
+master, a report and the processed stems.
 
 Everything is rendered into a temporary folder inside OUTDIR and moved into
 place only when complete, so a failed run leaves an earlier result in OUTDIR as
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -17,19 +19,19 @@ from stemmaster.errors import StemmasterError
 from stemmaster.master import MasterSettings
 from stemmaster.pipeline import Progress, RenderOutcome, StemAudio, _sub, render_stems
 from stemmaster.audio_io import read_audio
-from stemmaster.stem_import import import_stems
+from stemmaster.project import Project, utc_now_iso
+from stemmaster.separate import SeparationOptions, separate_project
+from stemmaster.stem_import import import_render, import_stems
 
 
 def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSettings], MasterSettings] | None = None,
-             progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> RenderOutcome:
-    """Master the stems in folder ``src`` into ``outdir`` (created if needed)."""
+             progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+             separation: SeparationOptions | None = None) -> RenderOutcome:
+    """Master ``src`` into ``outdir`` (created if needed): a folder of stems as they are, or a
+    render file separated first with ``separation`` (default options if None)."""
     progress = progress or (lambda f, m: None)
     if not src.exists():
         raise StemmasterError(f"{src}: no such file or folder")
-    if not src.is_dir():
-        raise StemmasterError(
-            f"{src}: a single stereo file needs source separation, which this version does not have yet; "
-            "pass a folder of stems")
     settings = MasterSettings()
     if settings_transform:
         settings = settings_transform(settings)
@@ -39,15 +41,29 @@ def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSet
         raise StemmasterError(f"{outdir}: cannot create the output folder ({exc.strerror})") from None
     with tempfile.TemporaryDirectory(prefix=".stemmaster-import-", dir=outdir) as work:
         work_dir = Path(work)
-        rate, _sources, stems = import_stems(src, work_dir / "project", progress=_sub(progress, 0.0, 0.2))
+        project_dir = work_dir / "project"
+        record = None
+        if src.is_dir():
+            rate, _sources, stems = import_stems(src, project_dir, progress=_sub(progress, 0.0, 0.2))
+            render_from = 0.2
+        else:
+            project_dir.mkdir()
+            rate, sources = import_render(src, project_dir, progress=_sub(progress, 0.0, 0.05))
+            project = Project(name=src.stem, created=utc_now_iso(), source_kind="render", sample_rate=rate,
+                              sources=sources, stems=[], master={}, renders=[])
+            separate_project(project, project_dir, separation or SeparationOptions(), save=lambda p: None,
+                             progress=_sub(progress, 0.05, 0.7), cancel=cancel)
+            stems, record = project.stems, project.separation
+            render_from = 0.7
         audio_stems = []
         for s in stems:
-            audio, _ = read_audio(work_dir / "project" / s.path)
+            audio, _ = read_audio(project_dir / s.path)
             audio_stems.append(StemAudio(s.name, s.role, audio, chain=dict(s.chain)))
         render_dir = work_dir / "render"
         render_dir.mkdir()
         outcome = render_stems(audio_stems, rate, settings, render_dir, title=src.name, render_id="remaster",
-                               progress=_sub(progress, 0.2, 1.0), cancel=cancel)
+                               progress=_sub(progress, render_from, 1.0), cancel=cancel,
+                               separation=asdict(record) if record else None)
         _move_into(render_dir, outdir)
     outcome.folder = outdir
     outcome.master_files = [outdir / p.name for p in outcome.master_files]

@@ -127,11 +127,18 @@ def test_user_errors_are_one_line(tmp_path, capsys, monkeypatch, argv, needle):
     assert "Traceback" not in err
 
 
-def test_render_project_cannot_be_mastered_yet(tmp_path, song, capsys):
-    code, _, err = run(capsys, "--workspace", tmp_path, "new", "r", "--render", song / "demo-mix.wav")
+def test_render_project_without_weights_says_how_to_provide_them(tmp_path, song, capsys, monkeypatch):
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    monkeypatch.setenv("STEMMASTER_MODEL_REPO", str(empty))
+    code, _, err = run(capsys, "--workspace", tmp_path / "ws", "new", "r", "--render", song / "demo-mix.wav")
     assert code == 0, err
-    code, _, err = run(capsys, "--workspace", tmp_path, "master", "r")
-    assert code == 1 and "no stems" in err
+    before = (tmp_path / "ws" / "r" / "project.toml").read_bytes()
+    code, _, err = run(capsys, "--workspace", tmp_path / "ws", "master", "r")
+    lines = [ln for ln in err.splitlines() if ln.startswith("stemmaster: error")]
+    assert code == 1 and len(lines) == 1, err
+    assert "htdemucs" in lines[0] and str(empty) in lines[0] and "Traceback" not in err
+    assert (tmp_path / "ws" / "r" / "project.toml").read_bytes() == before  # nothing recorded
 
 
 def test_console_script_imports_neither_torch_nor_textual():

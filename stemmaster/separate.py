@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -183,7 +183,3 @@ def separate_project(project: Project, project_dir: Path, options: SeparationOpt
     progress(1.0, f"separated into {', '.join(names)} (residual {result.residual_db:.1f} dB)")
     return True
 
-
-def record_summary(record: SeparationRecord) -> dict[str, Any]:
-    """The separation as the render report shows it."""
-    return asdict(record)

@@ -27,7 +27,7 @@ from stemmaster.dsp.dither import quantize, tpdf_noise
 from stemmaster.errors import AudioError, Cancelled, ProjectError
 from stemmaster.master import MasterResult, MasterSettings, master_bus
 from stemmaster.meters.analysis import Metrics, measure
-from stemmaster.meters.loudness import gated_loudness_lufs, integrated_lufs
+from stemmaster.meters.loudness import gated_loudness_lufs
 from stemmaster.meters.truepeak import interpolation_gain_bound, sample_peak_dbfs, true_peak_dbtp
 from stemmaster.meters.spectral import hit_crest_db, largest_cut, side_low_db, sibilance_change_db
 from stemmaster.project import Project, RenderRecord, save_project
@@ -236,8 +236,7 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
     # One pool of workers beside this thread: it repairs the stems, then, while
     # this thread runs the bus master (mostly on one core), it measures what
     # the repairs did, writes the repaired stems and measures them and the
-    # mix; at the end it runs pyloudnorm on the master and writes the files
-    # while this thread runs our meters. Leaving by an exception drops its
+    # mix; at the end it writes the files while this thread measures the master. Leaving by an exception drops its
     # queued work and waits for the running jobs: the caller removes the
     # folder only after.
     with ThreadPoolExecutor(max_workers=_workers()) as pool:
@@ -267,8 +266,6 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
             check()
             progress(0.88, "measuring")
             # the report measures the samples of the first file, as written
-            official = pool.submit(integrated_lufs, first, rate)
-
             def write(bits: int, q: np.ndarray) -> tuple[Path, str]:
                 path, subtype = folder / f"master_{bits}bit.wav", f"PCM_{bits}"
                 write_audio(path, q, rate, subtype=subtype)
@@ -278,7 +275,6 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
             master_metrics = measure(first, rate, pyloudnorm=False)
             for bits in depths[1:]:
                 writes.append(pool.submit(write, bits, quantized_master(result, bits, settings, noise)))
-            master_metrics = master_metrics.with_integrated(official.result())
             stem_files, levels, mix_metrics = side_job.result()
             repairs = repaired.repairs()
             masters = [w.result() for w in writes]

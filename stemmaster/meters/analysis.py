@@ -22,8 +22,9 @@ from stemmaster.meters.truepeak import sample_peak_dbfs, true_peak_dbtp
 class Metrics:
     """Measurements of one piece of audio. Levels are in dB units named by suffix.
 
-    - ``integrated_lufs``: BS.1770-4 gated loudness (pyloudnorm); ``-inf`` for
-      silence, below -70 LUFS, or shorter than 0.4 s.
+    - ``integrated_lufs``: BS.1770-4 gated loudness (pyloudnorm's, or our own
+      meter's with ``measure(..., pyloudnorm=False)``, as render reports do);
+      ``-inf`` for silence, below -70 LUFS, or shorter than 0.4 s.
     - ``short_term_max_lufs`` / ``momentary_max_lufs``: largest 3 s / 400 ms
       window loudness (windows every 100 ms); ``-inf`` if none (too short or silent).
     - ``loudness_range_lu``: EBU Tech 3342 LRA; 0.0 when shorter than 3 s.

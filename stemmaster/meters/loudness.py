@@ -309,8 +309,9 @@ def gated_loudness_lufs(audio: np.ndarray, sample_rate: int) -> float:
     -70 LUFS absolute gate, -10 LU relative gate), vectorised on one
     K-weighting pass: about 4x faster than pyloudnorm, whose value it matches
     within 0.02 LU (tested; the difference is the blocks' sample alignment).
-    For inner loops (the master's loudness search) and per-stem figures;
-    ``integrated_lufs`` stays the reported figure of a master.
+    The master's loudness search and the render report read it;
+    ``integrated_lufs`` (pyloudnorm) is the second opinion in tests and
+    ``stemmaster analyze``.
     """
     blocks = momentary_lufs(audio, sample_rate)
     return integrated_from_blocks(blocks)

@@ -1,0 +1,117 @@
+"""A level-matched before/after pair for listening.
+
+Louder sounds better to everyone, so a fair A/B plays both versions at the
+same loudness. ``write_ab_pair`` writes ``<folder>/ab/before.wav`` and
+``<folder>/ab/after.wav`` as 32-bit float WAV (``audio_io.write_audio``: a
+temporary file renamed into place) at one integrated loudness (BS.1770,
+``integrated_lufs``):
+
+* by default both are brought to the quieter one's loudness: the louder one
+  is turned down, the quieter one is left as it is;
+* with ``reference_lufs`` both are brought to that loudness, except that no
+  file is turned up so far that its true peak would pass 0 dBTP: then the
+  common level is lowered until it does not (``limited_by_headroom``).
+
+Nothing is ever turned up into clipping, and no limiting is applied: the
+pair differs only by the processing being judged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stemmaster.audio_io import write_audio
+from stemmaster.errors import AudioError
+from stemmaster.meters.loudness import gated_loudness_lufs, integrated_lufs
+from stemmaster.meters.truepeak import true_peak_dbtp
+
+AB_FOLDER = "ab"
+MATCH_TOLERANCE_LU = 0.1
+MAX_TRUE_PEAK_DBTP = 0.0  # a file turned up stops here
+
+
+def _check(name: str, audio: np.ndarray, sample_rate: int) -> float:
+    if not isinstance(audio, np.ndarray) or audio.ndim != 2 or audio.shape[0] not in (1, 2):
+        raise AudioError(f"A/B: {name} must be mono or stereo shaped (channels, samples), "
+                         f"got {getattr(audio, 'shape', type(audio))}")
+    lufs = integrated_lufs(audio, sample_rate)  # also checks dtype, finiteness and the rate
+    if not math.isfinite(lufs):
+        raise AudioError(f"A/B: {name} is silent or shorter than 0.4 s; it has no loudness to match")
+    return lufs
+
+
+def write_ab_pair(before: np.ndarray, after: np.ndarray, sample_rate: int, folder: str | os.PathLike, *,
+                  reference_lufs: float | None = None) -> dict[str, Any]:
+    """Write ``folder/ab/before.wav`` and ``folder/ab/after.wav`` at the same integrated loudness.
+
+    ``before``/``after`` are float ``(channels, samples)`` (mono or stereo, any
+    lengths) at ``sample_rate``. Returns::
+
+        {"folder": ".../ab", "target_lufs": float, "reference": "quieter" | "fixed",
+         "limited_by_headroom": bool, "matched_within_lu": float,
+         "before": {"path", "lufs_in", "gain_db", "lufs_out", "true_peak_dbtp_out"},
+         "after":  {... the same ...}}
+
+    ``gain_db`` is how far that file was moved (negative: turned down);
+    ``lufs_out`` is ``lufs_in + gain_db`` (BS.1770 loudness moves exactly
+    with a scalar gain); ``matched_within_lu`` is the difference of the two
+    files' loudness as written (float32), measured with the gated meter
+    (``gated_loudness_lufs``), which must be at most 0.1 LU before anything
+    is written. Raises AudioError for
+    bad or silent input or a failed write.
+    """
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise AudioError(f"A/B: sample rate must be a positive whole number of Hz, got {sample_rate!r}")
+    sample_rate = int(sample_rate)
+    items = {"before": before, "after": after}
+    with ThreadPoolExecutor(max_workers=2) as pool:  # pyloudnorm's filters release the GIL
+        measured = dict(zip(items, pool.map(lambda kv: _check(kv[0], kv[1], sample_rate), items.items())))
+    lufs_in = measured
+    if reference_lufs is None:
+        target = min(lufs_in.values())
+        reference = "quieter"
+    else:
+        if isinstance(reference_lufs, bool) or not isinstance(reference_lufs, (int, float)) \
+                or not math.isfinite(reference_lufs):
+            raise AudioError(f"A/B: reference_lufs must be a number of LUFS, got {reference_lufs!r}")
+        target = float(reference_lufs)
+        reference = "fixed"
+    limited = False
+    for name, audio in items.items():
+        gain = target - lufs_in[name]
+        if gain > 0.0:  # turning up: keep the true peak under MAX_TRUE_PEAK_DBTP
+            room = MAX_TRUE_PEAK_DBTP - true_peak_dbtp(audio)
+            if gain > room:
+                target = lufs_in[name] + max(room, 0.0)
+                limited = True
+    gains = {name: target - lufs_in[name] for name in items}
+    scaled = {name: (np.asarray(audio, dtype=np.float64) * 10.0 ** (gains[name] / 20.0)).astype(np.float32)
+              for name, audio in items.items()}
+    # BS.1770 loudness moves exactly with a scalar gain (only the -70 LUFS absolute gate could
+    # differ, for blocks near it), so the outputs read lufs_in + gain_db. That is checked on the
+    # float32 samples to be written with the fast gated meter (the same definition, 8x faster
+    # than a second pyloudnorm pass; it agrees with pyloudnorm within 0.02 LU).
+    lufs_out = {name: lufs_in[name] + gains[name] for name in items}
+    check = {name: gated_loudness_lufs(x, sample_rate) for name, x in scaled.items()}
+    spread = abs(check["after"] - check["before"])
+    if not spread <= MATCH_TOLERANCE_LU:  # pragma: no cover - a scalar gain moves BS.1770 loudness exactly
+        raise AudioError(f"A/B: level match failed ({spread:.3f} LU apart after gain)")
+    out_dir = Path(folder) / AB_FOLDER
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AudioError(f"{out_dir}: cannot create the A/B folder ({exc.strerror or exc})") from exc
+    result: dict[str, Any] = {"folder": str(out_dir), "target_lufs": float(target), "reference": reference,
+                              "limited_by_headroom": limited, "matched_within_lu": float(spread)}
+    for name, x in scaled.items():
+        path = out_dir / f"{name}.wav"
+        write_audio(path, x, sample_rate, subtype="FLOAT")  # temp file, fsync, rename
+        result[name] = {"path": str(path), "lufs_in": float(lufs_in[name]), "gain_db": float(gains[name]),
+                        "lufs_out": float(lufs_out[name]), "true_peak_dbtp_out": float(true_peak_dbtp(x))}
+    return result

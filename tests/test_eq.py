@@ -100,3 +100,13 @@ def test_settings_round_trip():
     assert ToneEQ.from_settings(eq.settings()) == eq
     with pytest.raises(SettingsError, match="unknown"):
         ToneEQ.from_settings({"bass_db": 1.0})
+
+
+@pytest.mark.parametrize("sample_rate", [44100, 48000, 96000])
+def test_low_mid_bell_cuts_its_centre_and_leaves_the_ends(sample_rate):
+    eq = ToneEQ(low_mid_hz=300.0, low_mid_db=-3.0, low_mid_q=0.9)
+    assert _sine_gain_db(eq, 300.0, sample_rate) == pytest.approx(-3.0, abs=0.05)
+    # a broad bell: about half its cut an octave away (RBJ Q 0.9), nothing at the ends
+    assert -2.2 < _sine_gain_db(eq, 150.0, sample_rate) < -0.8
+    assert abs(_sine_gain_db(eq, 30.0, sample_rate)) < 0.1
+    assert abs(_sine_gain_db(eq, 8000.0, sample_rate)) < 0.05

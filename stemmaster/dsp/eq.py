@@ -1,4 +1,4 @@
-"""Broad tone shaping: RBJ low and high shelves plus a first-order tilt."""
+"""Broad tone shaping: RBJ low and high shelves, a broad low-mid bell and a first-order tilt."""
 
 from __future__ import annotations
 
@@ -32,6 +32,16 @@ def _shelf(kind: str, freq_hz: float, gain_db: float, sample_rate: int) -> np.nd
     return np.array([b0, b1, b2, a0, a1, a2]) / a0
 
 
+def _peaking(freq_hz: float, gain_db: float, q: float, sample_rate: int) -> np.ndarray:
+    """One RBJ-cookbook peaking bell as a normalised second-order section."""
+    a = 10.0 ** (gain_db / 40.0)
+    w0 = 2.0 * math.pi * freq_hz / sample_rate
+    alpha = math.sin(w0) / (2.0 * q)
+    cos_w0 = math.cos(w0)
+    a0 = 1.0 + alpha / a
+    return np.array([1.0 + alpha * a, -2.0 * cos_w0, 1.0 - alpha * a, a0, -2.0 * cos_w0, 1.0 - alpha / a]) / a0
+
+
 def _tilt(pivot_hz: float, tilt_db: float, sample_rate: int) -> np.ndarray:
     """First-order tilt: ``-tilt/2`` dB at DC, ``+tilt/2`` dB at Nyquist, 0 dB at the pivot.
 
@@ -46,7 +56,8 @@ def _tilt(pivot_hz: float, tilt_db: float, sample_rate: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ToneEQ(Processor):
-    """Low shelf, high shelf and a gentle tilt about a pivot (positive tilt = brighter).
+    """Low shelf, high shelf, a broad low-mid bell (the "mud" band, 200-500 Hz) and a
+    gentle tilt about a pivot (positive tilt = brighter).
 
     Frequencies above ``0.45 * sample_rate`` are clamped there, so settings
     made at 48 kHz still work on a low-rate file.
@@ -58,13 +69,17 @@ class ToneEQ(Processor):
     low_shelf_db: float = 0.0
     high_shelf_hz: float = 8000.0
     high_shelf_db: float = 0.0
+    low_mid_hz: float = 300.0
+    low_mid_db: float = 0.0
+    low_mid_q: float = 0.9
     tilt_db: float = 0.0
     tilt_pivot_hz: float = 1000.0
 
     def __post_init__(self) -> None:
-        for name in ("low_shelf_hz", "high_shelf_hz", "tilt_pivot_hz"):
+        check_range(type(self).__name__, "low_mid_q", self.low_mid_q, 0.3, 4.0)
+        for name in ("low_shelf_hz", "high_shelf_hz", "low_mid_hz", "tilt_pivot_hz"):
             check_range(type(self).__name__, name, getattr(self, name), MIN_HZ, MAX_HZ)
-        for name in ("low_shelf_db", "high_shelf_db", "tilt_db"):
+        for name in ("low_shelf_db", "high_shelf_db", "low_mid_db", "tilt_db"):
             check_range(type(self).__name__, name, getattr(self, name), -MAX_GAIN_DB, MAX_GAIN_DB)
 
     def sections(self, sample_rate: int) -> np.ndarray:
@@ -75,6 +90,8 @@ class ToneEQ(Processor):
             sos.append(_shelf("low", min(self.low_shelf_hz, top), self.low_shelf_db, sample_rate))
         if self.high_shelf_db != 0.0:
             sos.append(_shelf("high", min(self.high_shelf_hz, top), self.high_shelf_db, sample_rate))
+        if self.low_mid_db != 0.0:
+            sos.append(_peaking(min(self.low_mid_hz, top), self.low_mid_db, self.low_mid_q, sample_rate))
         if self.tilt_db != 0.0:
             sos.append(_tilt(min(self.tilt_pivot_hz, top), self.tilt_db, sample_rate))
         return np.array(sos, dtype=np.float64).reshape(-1, 6)

@@ -1,0 +1,290 @@
+"""The numbers the detectors judge, each read off one ``SignalAnalysis``.
+
+Every function returns plain floats (dB, Hz, seconds, counts), so a
+finding's measurement can be taken again on the repaired audio and compared
+(``diagnosis.auto.compare``). NaN means "cannot be measured here" (too short,
+silent, mono where stereo is needed); detectors skip those.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from stemmaster.diagnosis.analysis import SignalAnalysis, db
+
+NAN = float("nan")
+RESONANCE_BAND_HZ = (1000.0, 10000.0)
+SIBILANCE_BAND_HZ = (4500.0, 11000.0)
+
+
+def _loud_frames(a: SignalAnalysis, below_max_db: float = 30.0) -> np.ndarray:
+    """Frames whose mid energy is within ``below_max_db`` of the loudest frame's (the music, not the gaps)."""
+    if a.mid_power.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    energy = a.mid_power.sum(axis=1, dtype=np.float64)
+    top = float(energy.max())
+    if top <= 0.0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(energy >= top * 10.0 ** (-below_max_db / 10.0))
+
+
+def _band_means(power: np.ndarray, freqs: np.ndarray, grid: np.ndarray, half_octave: float) -> np.ndarray:
+    """Mean power per bin within ``grid * 2**(+-half_octave)`` (at least one bin), along the last axis."""
+    cumulative = np.concatenate([np.zeros(power.shape[:-1] + (1,)), np.cumsum(power, axis=-1, dtype=np.float64)],
+                                axis=-1)
+    lo = np.searchsorted(freqs, grid * 2.0 ** (-half_octave))
+    hi = np.maximum(np.searchsorted(freqs, grid * 2.0 ** half_octave), lo + 1)
+    hi = np.minimum(hi, freqs.size)
+    lo = np.minimum(lo, hi - 1)
+    return (cumulative[..., hi] - cumulative[..., lo]) / (hi - lo)
+
+
+def resonance(a: SignalAnalysis, band_hz: tuple[float, float] = RESONANCE_BAND_HZ) -> dict[str, float]:
+    """The strongest peak of the long-term spectrum within ``band_hz`` and how persistent it is.
+
+    ``excess_db`` is ``meters.spectral.strongest_resonance``: the long-term mid
+    spectrum (8192-point frames) averaged over 1/6 octave on a 48-per-octave
+    grid (which blurs a voice's harmonics and the formants of its changing
+    vowels), over the median of +-1/3 octave around it; the render report
+    reads the de-harsher's effect on the same scale. ``persistence`` is the
+    fraction of loud frames in which that 1/6-octave band stands at least
+    3 dB over the mean of its two neighbours 1/3 octave away: a fixed ring is
+    there most of the time, a passing note is not.
+    """
+    from stemmaster.meters.spectral import strongest_resonance
+
+    frames = _loud_frames(a)
+    if frames.size < 8 or a._audio is None:
+        return {"frequency_hz": NAN, "excess_db": NAN, "persistence": NAN}
+    peak = strongest_resonance(a._audio, a.sample_rate, band_hz)
+    f0 = peak["frequency_hz"]
+    if not math.isfinite(f0):
+        return {"frequency_hz": NAN, "excess_db": NAN, "persistence": NAN}
+    three = np.array([f0 * 2.0 ** (-1.0 / 3.0), f0, f0 * 2.0 ** (1.0 / 3.0)])
+    per_frame = db(_band_means(a.mid_power[frames].astype(np.float64), a.freqs, three, 1.0 / 12.0))
+    stands = per_frame[:, 1] - 0.5 * (per_frame[:, 0] + per_frame[:, 2])
+    return {"frequency_hz": f0, "excess_db": peak["excess_db"], "persistence": float(np.mean(stands >= 3.0))}
+
+
+def sibilance(a: SignalAnalysis) -> dict[str, float]:
+    """Sibilant-band (4.5-11 kHz) energy of the sibilant frames over the vowels' level, dB.
+
+    The sibilant frames are the 5 % of non-silent frames (46 ms at 44.1 kHz)
+    with the most energy in the band (about 3 s of every minute: the esses of
+    a busy vocal); the vowels' level is the mean energy of the louder half of
+    the non-silent frames. A de-essed or soft-spoken vocal's esses sit 15 dB
+    or more under its vowels; raw, bright esses come within 10 dB.
+    ``frequency_hz`` is where the band peaks in those frames (what a
+    de-esser centres on).
+    """
+    n = a.mid_power.shape[0]
+    if n == 0:
+        return {"sibilance_db": NAN, "frequency_hz": NAN}
+    total = a.mid_power.sum(axis=1, dtype=np.float64)
+    live = np.flatnonzero(total > total.max() * 1e-6) if total.max() > 0 else np.zeros(0, np.int64)
+    if live.size < 4:
+        return {"sibilance_db": NAN, "frequency_hz": NAN}
+    band = a.band(*SIBILANCE_BAND_HZ)
+    band_energy = a.mid_power[:, band].sum(axis=1, dtype=np.float64)
+    k = max(1, int(round(live.size * 0.05)))
+    top = live[np.argsort(band_energy[live])[::-1][:k]]
+    vowels = live[total[live] >= np.median(total[live])]
+    spectrum = a.mid_power[top][:, band].mean(axis=0, dtype=np.float64)
+    return {"sibilance_db": float(db(band_energy[top].mean()) - db(total[vowels].mean())),
+            "frequency_hz": float(a.freqs[band][int(np.argmax(spectrum))])}
+
+
+def octave_levels(a: SignalAnalysis, centres_hz: np.ndarray) -> np.ndarray:
+    """Long-term power (mid + side, i.e. the mean of the channels) per octave band around ``centres_hz``, dB."""
+    mean = a.mid_mean + a.side_mean
+    lo = np.searchsorted(a.freqs, centres_hz / math.sqrt(2.0))
+    hi = np.maximum(np.searchsorted(a.freqs, centres_hz * math.sqrt(2.0)), lo + 1)
+    cumulative = np.concatenate([[0.0], np.cumsum(mean)])
+    return db(cumulative[np.minimum(hi, mean.size)] - cumulative[np.minimum(lo, mean.size - 1)])
+
+
+def low_mid_excess(a: SignalAnalysis) -> dict[str, float]:
+    """Energy of 200-500 Hz against its neighbours, relative to an equal-energy-per-octave curve, dB.
+
+    The reference is the long-term balance of commercial pop/rock mixes,
+    roughly equal energy per octave from 100 Hz to 2 kHz (Pestana et al.,
+    "Spectral characteristics of popular commercial recordings 1950-2010",
+    AES 135, 2013, find a -4.5 dB/octave slope of the 1/3-octave density
+    above about 100 Hz, which is near-flat per octave in that range). The
+    measure is the mean of the 250 and 354 Hz octave bands (200-500 Hz) over
+    the mean of the 125 Hz and 1 kHz octave bands; a muddy mix builds up
+    several dB there.
+    """
+    if a.mid_power.shape[0] == 0 or not np.any(a.mid_mean):
+        return {"low_mid_excess_db": NAN}
+    levels = octave_levels(a, np.array([125.0, 250.0, 354.0, 1000.0]))
+    return {"low_mid_excess_db": float(0.5 * (levels[1] + levels[2]) - 0.5 * (levels[0] + levels[3]))}
+
+
+def low_end_width(a: SignalAnalysis, below_hz: float = 150.0) -> dict[str, float]:
+    """Side over mid energy below ``below_hz`` (dB) and the L/R correlation there (from the spectra:
+    ``(M - S) / (M + S)``), over the loud frames' long-term spectrum. NaN for mono or no low end."""
+    if a.side_power is None or a.mid_power.shape[0] == 0:
+        return {"side_to_mid_low_db": NAN, "correlation_low": NAN}
+    band = (a.freqs > 20.0) & (a.freqs < below_hz)
+    m = float(a.mid_mean[band].sum())
+    s = float(a.side_mean[band].sum())
+    total = float(a.mid_mean.sum() + a.side_mean.sum())
+    if m + s <= total * 1e-4:  # less than -40 dB of the signal is down there: nothing to judge
+        return {"side_to_mid_low_db": NAN, "correlation_low": NAN}
+    return {"side_to_mid_low_db": float(db(s) - db(m)), "correlation_low": (m - s) / (m + s)}
+
+
+def width(a: SignalAnalysis) -> dict[str, float]:
+    """Side over mid energy (dB) and L/R correlation of the whole band, from the long-term spectra."""
+    if a.side_power is None or a.mid_power.shape[0] == 0:
+        return {"side_to_mid_db": NAN, "correlation": NAN}
+    m, s = float(a.mid_mean.sum()), float(a.side_mean.sum())
+    if m + s <= 0.0:
+        return {"side_to_mid_db": NAN, "correlation": NAN}
+    return {"side_to_mid_db": float(db(s) - db(m)), "correlation": (m - s) / (m + s)}
+
+
+MONO_BANDS_HZ = np.array([63.0, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0])
+
+
+def mono_loss(a: SignalAnalysis) -> dict[str, float]:
+    """Mono fold-down loss per octave band: the mono sum's energy over the channels' mean energy,
+    ``10 log10(M / (M + S))`` in dB (0 for mono content, -3 for uncorrelated channels, far below for
+    out-of-phase ones). Reports the worst band among those within 30 dB of the loudest."""
+    if a.side_power is None or a.mid_power.shape[0] == 0:
+        return {"worst_loss_db": NAN, "worst_band_hz": NAN}
+    lo = np.searchsorted(a.freqs, MONO_BANDS_HZ / math.sqrt(2.0))
+    hi = np.maximum(np.searchsorted(a.freqs, MONO_BANDS_HZ * math.sqrt(2.0)), lo + 1)
+    cm = np.concatenate([[0.0], np.cumsum(a.mid_mean)])
+    cs = np.concatenate([[0.0], np.cumsum(a.side_mean)])
+    hi = np.minimum(hi, a.mid_mean.size)
+    m, s = cm[hi] - cm[lo], cs[hi] - cs[lo]
+    total = m + s
+    if total.max() <= 0.0:
+        return {"worst_loss_db": NAN, "worst_band_hz": NAN}
+    judged = np.flatnonzero(total >= total.max() * 1e-3)
+    loss = db(m) - db(total)
+    # the worst band; among bands within 0.5 dB of it (a skew of the whole stem), the one with most energy
+    close = judged[loss[judged] <= loss[judged].min() + 0.5]
+    j = int(close[np.argmax(total[close])])
+    return {"worst_loss_db": float(loss[j]), "worst_band_hz": float(MONO_BANDS_HZ[j])}
+
+
+def dynamics(a: SignalAnalysis) -> dict[str, float]:
+    """PLR (true peak minus integrated loudness, dB), the short-term loudness range (LU, EBU 3342)
+    and the crest factor of the loud moments (``meters.spectral.hit_crest_db``, dB)."""
+    from stemmaster.meters.loudness import loudness_range_from_short_term
+    from stemmaster.meters.spectral import hit_crest_db
+
+    tp = a.true_peak_dbtp()
+    plr = tp - a.integrated_lufs if math.isfinite(a.integrated_lufs) and math.isfinite(tp) else NAN
+    lra = loudness_range_from_short_term(a.short_term) if a.short_term.size else NAN
+    crest = hit_crest_db(a._audio, a.sample_rate) if a._audio is not None else NAN
+    return {"plr_db": plr, "loudness_range_lu": lra, "hit_crest_db": crest}
+
+
+def clipping(a: SignalAnalysis) -> dict[str, float]:
+    """Runs of 3+ identical samples at the signal's peak (per channel), how many seconds hold one,
+    as a fraction of the signal's seconds, and the 4x true peak in dBTP."""
+    seconds = max(1, a.clip_runs.size)
+    return {"clip_runs": float(a.clip_runs.sum()), "clipped_fraction": float(np.mean(a.clip_runs > 0)),
+            "true_peak_dbtp": a.true_peak_dbtp(), "seconds": float(seconds)}
+
+
+def spectral_cliff(a: SignalAnalysis) -> dict[str, float]:
+    """Where the long-term spectrum falls off a cliff (a lowpass of a lossy encoder or a
+    band-limited render): the highest frequency above 5 kHz at which the 1/12-octave level drops by
+    at least 25 dB within 1/6 octave and stays down to the top of the grid. NaN when no cliff."""
+    if a.mid_power.shape[0] == 0:
+        return {"cutoff_hz": NAN, "drop_db": NAN}
+    mean = a.mid_mean + a.side_mean
+    top = min(21000.0, a.sample_rate * 0.49)
+    grid = np.geomspace(5000.0, top, 96)  # 1/24-octave steps or finer
+    step = max(1, int(round(len(grid) / (math.log2(top / 5000.0) * 6.0))))  # 1/6 octave in grid steps
+    level = db(_band_means(mean, a.freqs, grid, 1.0 / 24.0))
+    if level.size <= step:
+        return {"cutoff_hz": NAN, "drop_db": NAN}
+    drops = level[:-step] - level[step:]
+    above_max = np.maximum.accumulate(level[::-1])[::-1]  # the most that remains at or above each point
+    best, where = 0.0, -1
+    for j in np.flatnonzero(drops >= 25.0):  # few candidates: a loop over grid points, not samples
+        if above_max[j + step] <= level[j] - 25.0 and drops[j] > best:
+            best, where = float(drops[j]), j
+    if where < 0:
+        return {"cutoff_hz": NAN, "drop_db": NAN}
+    return {"cutoff_hz": float(grid[where]), "drop_db": best}
+
+
+def dc_offset(a: SignalAnalysis) -> dict[str, float]:
+    """The largest channel mean, in dBFS."""
+    dc = float(np.max(np.abs(a.dc))) if a.dc.size else 0.0
+    return {"dc_dbfs": 20.0 * math.log10(dc) if dc > 0 else float("-inf")}
+
+
+def noise_floor(a: SignalAnalysis) -> dict[str, float]:
+    """The floor the music sits on: the level of the quietest 5 % of non-silent frames (dB relative to the
+    loud frames' mean level) and their spectral flatness above 1 kHz (1 for white noise, near 0 for tones).
+
+    Only a noise-like floor counts as noise; a quiet passage of music is tonal. Digital silence
+    (below -120 dBFS) is not part of the floor.
+    """
+    n = a.mid_power.shape[0]
+    if n < 20:
+        return {"floor_db": NAN, "flatness": NAN}
+    total = (a.mid_power.sum(axis=1, dtype=np.float64)
+             + (a.side_power.sum(axis=1, dtype=np.float64) if a.side_power is not None else 0.0))
+    live = np.flatnonzero(total > 1e-12)
+    if live.size < 20:
+        return {"floor_db": NAN, "flatness": NAN}
+    k = max(1, int(live.size * 0.05))
+    quiet = live[np.argsort(total[live])[:k]]
+    loud = _loud_frames(a)
+    reference = float(total[loud].mean()) if loud.size else float(total.mean())
+    band = a.band(1000.0, min(16000.0, 0.45 * a.sample_rate))
+    spectra = a.mid_power[quiet][:, band].astype(np.float64) + 1e-30
+    flat = np.exp(np.mean(np.log(spectra), axis=1)) / np.mean(spectra, axis=1)
+    return {"floor_db": float(db(total[quiet].mean()) - db(reference)), "flatness": float(np.median(flat))}
+
+
+def loudness_jumps(a: SignalAnalysis, window_s: float = 4.0) -> dict[str, float]:
+    """The largest jump of loudness between neighbouring sections: at each 100 ms step, the mean
+    momentary energy of the next ``window_s`` over that of the previous ``window_s`` (in LU), over
+    the points where both sides are within 20 LU of the integrated loudness (the music, not a fade).
+    ``at_s`` is where it happens."""
+    e = np.asarray(a.hop_energy, dtype=np.float64)
+    w = int(round(window_s / 0.1))
+    if e.size < 2 * w + 1 or not math.isfinite(a.integrated_lufs):
+        return {"jump_lu": NAN, "at_s": NAN}
+    c = np.concatenate([[0.0], np.cumsum(e)])
+    centres = np.arange(w, e.size - w + 1)
+    before = (c[centres] - c[centres - w]) / w
+    after = (c[centres + w] - c[centres]) / w
+    lb, la = db(before), db(after)
+    # the hop energy's dB plus the BS.1770 offset is loudness (LUFS)
+    ok = (np.minimum(lb, la) - 0.691 >= a.integrated_lufs - 20.0)
+    if not ok.any():
+        return {"jump_lu": NAN, "at_s": NAN}
+    jump = np.abs(la - lb)
+    jump[~ok] = 0.0
+    j = int(np.argmax(jump))
+    return {"jump_lu": float(jump[j]), "at_s": float(centres[j] * 0.1)}
+
+
+def edges(a: SignalAnalysis) -> dict[str, float]:
+    """The start and end: leading and trailing silence (below -60 dBFS, seconds), the first sample's
+    level and the last 10 ms's peak (dBFS: a non-zero start or a tail cut mid-note clicks)."""
+    audio = a._audio
+    if audio is None or audio.shape[1] == 0:
+        return {"leading_silence_s": NAN, "trailing_silence_s": NAN, "start_dbfs": NAN, "end_dbfs": NAN}
+    level = np.abs(audio).max(axis=0)
+    loud = np.flatnonzero(level >= 1e-3)
+    if loud.size == 0:
+        return {"leading_silence_s": NAN, "trailing_silence_s": NAN, "start_dbfs": NAN, "end_dbfs": NAN}
+    first = float(np.max(np.abs(a.first)))
+    return {"leading_silence_s": float(loud[0] / a.sample_rate),
+            "trailing_silence_s": float((audio.shape[1] - 1 - loud[-1]) / a.sample_rate),
+            "start_dbfs": 20.0 * math.log10(first) if first > 0 else float("-inf"),
+            "end_dbfs": a.edge_tail_dbfs}

@@ -34,8 +34,8 @@ def harsh_resonance(a: SignalAnalysis, stem: str) -> Result:
     f0 = m["frequency_hz"]
     depth = float(min(10.0, max(4.0, round(m["excess_db"] + 2.0))))
     repair = {"stem": stem, "processor": "deharsher", "settings": {"depth_db": depth}} if stem != "mix" else None
-    text = (f"harsh resonance at {f0:.0f} Hz: the long-term spectrum stands {_fmt(m['excess_db'])} dB over its "
-            f"smoothed envelope (present in {m['persistence'] * 100:.0f} % of the loud frames)")
+    text = (f"harsh resonance at {f0:.0f} Hz: the long-term spectrum stands {_fmt(m['peak_excess_db'])} dB over its "
+            f"smoothed envelope there, in {m['persistence'] * 100:.0f} % of the loud frames")
     text += f"; de-harsh it with depth {depth:.0f} dB" if repair else "; separate it and de-harsh the stem that rings"
     return out, [Finding("harsh_resonance", stem, sev, m["excess_db"], T["harsh_resonance"].minor, "dB", text,
                          "resonance_excess_db", repair, details={"frequency_hz": f0, "persistence": m["persistence"]})]

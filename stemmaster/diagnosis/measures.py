@@ -42,30 +42,50 @@ def _band_means(power: np.ndarray, freqs: np.ndarray, grid: np.ndarray, half_oct
 
 
 def resonance(a: SignalAnalysis, band_hz: tuple[float, float] = RESONANCE_BAND_HZ) -> dict[str, float]:
-    """The strongest peak of the long-term spectrum within ``band_hz`` and how persistent it is.
+    """The strongest persistent peak of the long-term spectrum within ``band_hz``.
 
-    ``excess_db`` is ``meters.spectral.strongest_resonance``: the long-term mid
-    spectrum (8192-point frames) averaged over 1/6 octave on a 48-per-octave
-    grid (which blurs a voice's harmonics and the formants of its changing
-    vowels), over the median of +-1/3 octave around it; the render report
-    reads the de-harsher's effect on the same scale. ``persistence`` is the
-    fraction of loud frames in which that 1/6-octave band stands at least
-    3 dB over the mean of its two neighbours 1/3 octave away: a fixed ring is
-    there most of the time, a passing note is not.
+    Candidates are the five largest peaks of ``meters.spectral.resonance_profile``'s
+    excess: the long-term mid spectrum averaged over 1/6 octave on a
+    48-per-octave grid, over the median of +-1/3 octave around (the render
+    report reads the de-harsher's effect on the same scale). Each candidate's
+    persistence is the fraction of loud frames in which its 1/6-octave band
+    stands at least 3 dB over the mean of its neighbours 1/3 octave away. A
+    ring stays put while the notes move: the demo's planted 3 kHz resonance
+    and ringing real stems read 0.80-0.93, voices' and instruments' harmonic
+    peaks 0.36-0.68 (corpus and synthetic songs). ``excess_db`` is the largest
+    candidate excess weighted by its persistence (0 at or below 0.6, full at
+    0.85 and above), so a harmonic peak of a held note counts for little and
+    the measure falls when a de-harsher takes the ring down.
     """
-    from stemmaster.meters.spectral import strongest_resonance
+    from scipy.signal import find_peaks
 
+    from stemmaster.meters.spectral import resonance_profile
+
+    nan = {"frequency_hz": NAN, "excess_db": NAN, "persistence": NAN, "peak_excess_db": NAN}
     frames = _loud_frames(a)
     if frames.size < 8 or a._audio is None:
-        return {"frequency_hz": NAN, "excess_db": NAN, "persistence": NAN}
-    peak = strongest_resonance(a._audio, a.sample_rate, band_hz)
-    f0 = peak["frequency_hz"]
-    if not math.isfinite(f0):
-        return {"frequency_hz": NAN, "excess_db": NAN, "persistence": NAN}
-    three = np.array([f0 * 2.0 ** (-1.0 / 3.0), f0, f0 * 2.0 ** (1.0 / 3.0)])
+        return nan
+    grid, _, excess = resonance_profile(a._audio, a.sample_rate)
+    inside = (grid >= band_hz[0]) & (grid <= band_hz[1]) & np.isfinite(excess)
+    if not inside.any():
+        return nan
+    curve = np.where(inside, excess, -1e9)
+    peaks, _ = find_peaks(curve)
+    peaks = peaks[curve[peaks] > -1e8]
+    if peaks.size == 0:
+        peaks = np.array([int(np.argmax(curve))])
+    peaks = peaks[np.argsort(curve[peaks])[::-1][:5]]
+    f0 = grid[peaks]
+    three = np.concatenate([f0 * 2.0 ** (-1.0 / 3.0), f0, f0 * 2.0 ** (1.0 / 3.0)])
     per_frame = db(_band_means(a.mid_power[frames].astype(np.float64), a.freqs, three, 1.0 / 12.0))
-    stands = per_frame[:, 1] - 0.5 * (per_frame[:, 0] + per_frame[:, 2])
-    return {"frequency_hz": f0, "excess_db": peak["excess_db"], "persistence": float(np.mean(stands >= 3.0))}
+    k = peaks.size
+    stands = per_frame[:, k:2 * k] - 0.5 * (per_frame[:, :k] + per_frame[:, 2 * k:])
+    persistence = np.mean(stands >= 3.0, axis=0)
+    weight = np.clip((persistence - 0.6) / 0.25, 0.0, 1.0)
+    scores = np.maximum(curve[peaks], 0.0) * weight
+    j = int(np.argmax(scores))
+    return {"frequency_hz": float(f0[j]), "excess_db": float(scores[j]), "persistence": float(persistence[j]),
+            "peak_excess_db": float(curve[peaks[j]])}
 
 
 def sibilance(a: SignalAnalysis) -> dict[str, float]:

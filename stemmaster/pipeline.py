@@ -24,13 +24,14 @@ import tomli_w
 from stemmaster.atomic import atomic_write_text
 from stemmaster.audio_io import read_audio, resample, write_audio
 from stemmaster.dsp.dither import quantize, tpdf_noise
-from stemmaster.errors import AudioError, Cancelled, ProjectError
+from stemmaster.errors import AudioError, Cancelled, ProjectError, StemmasterError
 from stemmaster.master import MasterResult, MasterSettings, master_bus
 from stemmaster.meters.analysis import Metrics, measure
 from stemmaster.meters.loudness import gated_loudness_lufs
 from stemmaster.meters.truepeak import interpolation_gain_bound, sample_peak_dbfs, true_peak_dbtp
 from stemmaster.meters.spectral import hit_crest_db, largest_cut, side_low_db, sibilance_change_db
 from stemmaster.project import Project, RenderRecord, save_project
+from stemmaster.release_checks import not_run, record_checks, run_release_checks
 from stemmaster.repair import build_chain
 from stemmaster.report import REPORT_SCHEMA, report_json, report_markdown
 
@@ -57,12 +58,20 @@ class StemAudio:
 
 @dataclass
 class RenderOutcome:
-    """What a render wrote and measured; ``folder`` holds every file."""
+    """What a render wrote and measured; ``folder`` holds every file.
+
+    ``master_audio``: the first master file's samples as written (float32),
+    kept for the release checks and dropped once they have run;
+    ``landed_s``: seconds from the start of ``render_project`` until the
+    master had landed and the project was saved (the checks excluded).
+    """
 
     folder: Path
     report: dict[str, Any]
     master_files: list[Path]
     result: MasterResult
+    master_audio: np.ndarray | None = None
+    landed_s: float | None = None
 
 
 def _sub(progress: Progress, lo: float, hi: float) -> Progress:
@@ -219,11 +228,14 @@ def _write_and_measure_stems(processed: dict[str, np.ndarray], mix: np.ndarray, 
 
 def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSettings, folder: Path, *,
                  title: str, render_id: str, progress: Progress | None = None,
-                 cancel: CancelCheck | None = None, separation: dict[str, Any] | None = None) -> RenderOutcome:
+                 cancel: CancelCheck | None = None, separation: dict[str, Any] | None = None,
+                 checks_pending: bool = False) -> RenderOutcome:
     """Mix, master, export and report ``stems`` into ``folder`` (which must exist and be empty).
 
     ``separation``: how the stems were separated from a render (a
-    ``SeparationRecord`` as a dict), for the report.
+    ``SeparationRecord`` as a dict), for the report. ``checks_pending``: the
+    caller runs the release checks once the render has landed
+    (``run_checks_phase``); the report says so until they have run.
     """
     progress = progress or _noop
     is_cancelled = cancel or (lambda: False)
@@ -311,6 +323,9 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
             "log": result.log,
         },
         "settings": settings.to_dict(),
+        "checks": not_run("pending", "the release checks run after the master lands; if this stays, "
+                                     "they were interrupted") if checks_pending
+        else not_run("skipped", "release checks were not requested for this render"),
         "files": files,
     }
     check()
@@ -326,7 +341,8 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
     atomic_write_text(folder / "report.md", report_markdown(report))
     atomic_write_text(folder / "report.json", report_json(report))
     progress(1.0, "done")
-    return RenderOutcome(folder=folder, report=report, master_files=[p for p, _ in masters], result=result)
+    return RenderOutcome(folder=folder, report=report, master_files=[p for p, _ in masters], result=result,
+                         master_audio=first)
 
 
 def load_stems(project: Project, project_dir: Path) -> list[StemAudio]:
@@ -350,14 +366,74 @@ def project_settings(project: Project) -> MasterSettings:
     return MasterSettings.from_dict(project.master)
 
 
+def source_sum(stems: list[StemAudio]) -> np.ndarray:
+    """The source as it arrived: the loaded stems summed before any repair, stem gain, mute or
+    solo, float32 ``(2, samples)`` (for stems separated from a render, that render)."""
+    total = np.zeros(stems[0].audio.shape, dtype=np.float64)
+    for s in stems:
+        total += s.audio
+    return total.astype(np.float32)
+
+
+def run_checks_phase(outcome: RenderOutcome, stems: list[StemAudio], sample_rate: int, settings: MasterSettings, *,
+                     progress: Progress | None = None, cancel: CancelCheck | None = None) -> None:
+    """The release checks (``release_checks.run_release_checks``) of a landed render, recorded
+    in its report (``report["checks"]``, ``report["files"]``; ``report.json`` and ``report.md``
+    rewritten atomically).
+
+    The landed master is never touched: when the checks fail or are
+    cancelled, the report says they did not run and why (``status``
+    ``"failed"`` or ``"cancelled"`` with a ``reason``), no ``ab/`` or
+    ``plots/`` file is left, and this returns normally; a
+    ``KeyboardInterrupt`` is recorded the same way and raised again.
+    """
+    progress = progress or _noop
+    rate = int(outcome.report["sample_rate"])
+    t0 = time.perf_counter()
+    try:
+        if outcome.master_audio is None:
+            raise AudioError("the master's samples are not at hand; re-run the checks on the render")
+        before = source_sum(stems)
+        if rate != sample_rate:
+            before = resample(before, sample_rate, rate)
+        checks = run_release_checks(outcome.folder, before, outcome.master_audio, rate,
+                                    ceiling_dbtp=settings.bus.ceiling_dbtp, target_lufs=settings.bus.target_lufs,
+                                    progress=progress, cancel=cancel)
+    except Cancelled as exc:
+        checks = not_run("cancelled", str(exc), time.perf_counter() - t0)
+        progress(1.0, "release checks cancelled")
+    except KeyboardInterrupt:
+        outcome.master_audio = None
+        try:
+            record_checks(outcome.folder, outcome.report,
+                          not_run("cancelled", "interrupted (KeyboardInterrupt)", time.perf_counter() - t0))
+        except Exception:  # the interrupt matters more; the report then still says "pending"
+            pass
+        raise
+    except Exception as exc:  # the master stands; the report says why the checks did not run
+        reason = str(exc) if isinstance(exc, StemmasterError) else f"{type(exc).__name__}: {exc}"
+        checks = not_run("failed", reason, time.perf_counter() - t0)
+        progress(1.0, "release checks failed")
+    outcome.master_audio = None
+    record_checks(outcome.folder, outcome.report, checks)
+
+
 def render_project(project: Project, project_dir: Path, settings: MasterSettings, render_id: str, *,
-                   progress: Progress | None = None, cancel: CancelCheck | None = None) -> RenderOutcome:
-    """Render ``project`` into ``renders/<render_id>``, record it and save the project.
+                   progress: Progress | None = None, cancel: CancelCheck | None = None,
+                   checks: bool = True) -> RenderOutcome:
+    """Render ``project`` into ``renders/<render_id>``, record it and save the project, then
+    run the release checks on the landed render (``checks=False`` skips them).
 
     The settings are recorded in the project before the render and the render
     lands atomically: on any failure the temporary folder is removed and the
-    earlier renders and the project file stay as they were.
+    earlier renders and the project file stay as they were. The release checks
+    (``run_checks_phase``) are a second phase on the landed folder: they add
+    ``ab/``, ``plots/`` and ``report["checks"]``, and their failure or
+    cancelling never undoes the render (the report says why they did not
+    run). Progress: the master 0..0.75, the checks 0.75..1 (0..1 without checks).
     """
+    progress = progress or _noop
+    t_start = time.perf_counter()
     renders = project_dir / "renders"
     renders.mkdir(exist_ok=True)
     final = renders / render_id
@@ -370,8 +446,10 @@ def render_project(project: Project, project_dir: Path, settings: MasterSettings
     try:
         stems = load_stems(project, project_dir)
         outcome = render_stems(stems, project.sample_rate, settings, tmp, title=project.name,
-                               render_id=render_id, progress=progress, cancel=cancel,
-                               separation=asdict(project.separation) if project.separation else None)
+                               render_id=render_id, progress=_sub(progress, 0.0, 0.75) if checks else progress,
+                               cancel=cancel,
+                               separation=asdict(project.separation) if project.separation else None,
+                               checks_pending=checks)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -386,4 +464,11 @@ def render_project(project: Project, project_dir: Path, settings: MasterSettings
         integrated_lufs=float(m["integrated_lufs"]), true_peak_dbtp=float(m["true_peak_dbtp"]),
         folder=f"renders/{render_id}"))
     save_project(project, project_dir)
+    outcome.landed_s = time.perf_counter() - t_start
+    if checks:
+        progress(0.75, "master landed; release checks")
+        run_checks_phase(outcome, stems, project.sample_rate, settings,
+                         progress=_sub(progress, 0.75, 1.0), cancel=cancel)
+    else:
+        outcome.master_audio = None
     return outcome

@@ -17,7 +17,7 @@ from typing import Callable
 
 from stemmaster.errors import StemmasterError
 from stemmaster.master import MasterSettings
-from stemmaster.pipeline import Progress, RenderOutcome, StemAudio, _sub, render_stems
+from stemmaster.pipeline import Progress, RenderOutcome, StemAudio, _sub, render_stems, run_checks_phase
 from stemmaster.audio_io import read_audio
 from stemmaster.project import Project, utc_now_iso
 from stemmaster.separate import SeparationOptions, separate_project
@@ -26,9 +26,10 @@ from stemmaster.stem_import import import_render, import_stems
 
 def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSettings], MasterSettings] | None = None,
              progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-             separation: SeparationOptions | None = None) -> RenderOutcome:
+             separation: SeparationOptions | None = None, checks: bool = True) -> RenderOutcome:
     """Master ``src`` into ``outdir`` (created if needed): a folder of stems as they are, or a
-    render file separated first with ``separation`` (default options if None)."""
+    render file separated first with ``separation`` (default options if None). ``checks``: run
+    the release checks on OUTDIR once the master is in place (``pipeline.run_checks_phase``)."""
     progress = progress or (lambda f, m: None)
     if not src.exists():
         raise StemmasterError(f"{src}: no such file or folder")
@@ -62,11 +63,14 @@ def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSet
         render_dir = work_dir / "render"
         render_dir.mkdir()
         outcome = render_stems(audio_stems, rate, settings, render_dir, title=src.name, render_id="remaster",
-                               progress=_sub(progress, render_from, 1.0), cancel=cancel,
-                               separation=asdict(record) if record else None)
+                               progress=_sub(_sub(progress, render_from, 1.0), 0.0, 0.75 if checks else 1.0), cancel=cancel,
+                               separation=asdict(record) if record else None, checks_pending=checks)
         _move_into(render_dir, outdir)
     outcome.folder = outdir
     outcome.master_files = [outdir / p.name for p in outcome.master_files]
+    if checks:
+        run_checks_phase(outcome, audio_stems, rate, settings, progress=_sub(_sub(progress, render_from, 1.0), 0.75, 1.0),
+                         cancel=cancel)
     return outcome
 
 

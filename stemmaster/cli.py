@@ -152,23 +152,103 @@ def cmd_separate(args) -> int:
 
 
 def cmd_master(args) -> int:
+    from stemmaster import judge
+    from stemmaster.diagnosis.auto import compare
     from stemmaster.pipeline import project_settings, render_project
     from stemmaster.separate import needs_separation
 
     ws = _workspace(args)
     project = ws.load(args.name)
-    if needs_separation(project, ws.project_dir(project.name)):
+    folder = ws.project_dir(project.name)
+    if needs_separation(project, folder):
         # a render project without current stems: separate first, as last asked (or the defaults)
         _separate(ws, project, _separation_options(args, project.separation))
     if not project.stems:
         raise StemmasterError(f"project {project.name!r} has no stems")
+    before = judge.diagnose_project(project, folder)
+    auto = None
+    if args.auto:
+        result = judge.apply_auto(project, before)
+        ws.save(project)  # the repairs are recorded before the render, visible to `stemmaster repair`
+        print(f"--auto: {len(result.applied)} repair(s) recorded in {project.name!r}")
+        for line in result.applied:
+            print(f"  + {line}")
+        for line in result.skipped:
+            print(f"  - {line}")
+        auto = {"applied": result.applied, "skipped": result.skipped}
     settings = _settings_from_args(project_settings(project), args)
     render_id = ws.next_render_id(project)
-    outcome = _run_with_progress("master", lambda p: render_project(
-        project, ws.project_dir(project.name), settings, render_id, progress=p))
+    outcome = _run_with_progress("master", lambda p: render_project(project, folder, settings, render_id, progress=p))
+    if auto is not None:
+        after = judge.diagnose_render(project, outcome.folder)
+        auto["compare"] = compare(before, after)
+        auto["verdict_after"] = after.verdict
+    judge.record_judgement(outcome, before, auto)
     print(f"render {render_id} of {project.name!r}")
+    if before.verdict == "fix the mix first":
+        print("verdict: fix the mix first (mastered anyway, and marked so in the report):")
+        for reason in before.reasons:
+            print(f"  - {reason}")
+    else:
+        print(f"verdict: {before.verdict}")
+    if auto is not None:
+        for row in auto["compare"]:
+            if row["new"]:
+                print(f"  new: {row['stem']}/{row['id']} {row['after']:.1f} {row['unit']}")
+                continue
+            after_text = "n/a" if row["after"] is None else f"{row['after']:.1f}"
+            state = "resolved" if row["resolved"] else ("improved" if row["improved"] else "not improved")
+            print(f"  {row['stem']}/{row['id']}: {row['before']:.1f} -> {after_text} {row['unit']} ({state})")
     _print_master_summary(outcome)
     return 0
+
+
+def cmd_diagnose(args) -> int:
+    from stemmaster import judge
+    from stemmaster.report import json_safe
+
+    ws = _workspace(args)
+    target = args.target
+    if _is_name(target) and ws.exists(target):
+        project = ws.load(target)
+        if not project.stems:
+            from stemmaster.separate import source_render
+
+            d = judge.diagnose_path(source_render(project, ws.project_dir(project.name)))
+        else:
+            d = judge.diagnose_project(project, ws.project_dir(project.name))
+        where = f"project {project.name!r}"
+    else:
+        path = Path(target)
+        if not path.exists():
+            raise StemmasterError(f"{target}: no project of that name in {ws.root} and no such file or folder")
+        d = judge.diagnose_path(path)
+        where = str(path)
+    if args.json:
+        data = d.to_dict()
+        print(json.dumps(json_safe({"verdict": data["verdict"], "reasons": data["reasons"], "source": data["source"],
+                                    "findings": data["findings"]}), indent=2, ensure_ascii=False))
+        return 0
+    print(where)
+    for line in judge.diagnosis_lines(d):
+        print(line)
+    return 0
+
+
+def _is_name(text: str) -> bool:
+    from stemmaster.workspace import check_project_name
+
+    try:
+        check_project_name(text)
+        return True
+    except StemmasterError:
+        return False
+
+
+def cmd_tui(args) -> int:
+    from tui.app import main as tui_main
+
+    return tui_main(Path(args.workspace) if args.workspace else None)
 
 
 def _print_chain(stem) -> None:
@@ -353,7 +433,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_master_options(p)
     p.add_argument("--model-repo", metavar="DIR",
                    help="folder of Demucs checkpoints, if a render project must be separated first")
+    p.add_argument("--auto", action="store_true",
+                   help="turn the diagnosis into repair settings (recorded in the project), then compare after")
     p.set_defaults(func=cmd_master)
+
+    p = sub.add_parser("diagnose", help="what is wrong with a project, a file or a stems folder, and what to do")
+    p.add_argument("target", metavar="NAME|FILE|DIR")
+    p.add_argument("--json", action="store_true", help="print the verdict and findings as JSON")
+    p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("tui", help="the terminal UI: projects, repairs, jobs and reports, keyboard first")
+    p.set_defaults(func=cmd_tui)
 
     p = sub.add_parser("repair", help="show or change the stems' repair chains (applied by `master`)")
     p.add_argument("name")

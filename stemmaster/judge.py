@@ -1,0 +1,171 @@
+"""Diagnosis of projects, files and stem folders, and ``--auto``: the calls the CLI and the TUI share.
+
+- ``diagnose_project``: a project's working stems (and, for a separated
+  render, the render itself as the mix), cached in ``diagnosis.json`` in the
+  project folder until a stem or its role changes.
+- ``diagnose_path``: a stereo file (diagnosed as a mix) or a folder of stems
+  (roles guessed from the file names), without a project.
+- ``apply_auto``: the diagnosis' repairs written into the project's chains
+  and bus settings, and saved.
+- ``diagnose_render``: the repaired stems and master of a render, for the
+  before/after comparison ``--auto`` reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stemmaster.atomic import atomic_write_text
+from stemmaster.audio_io import read_audio, resample
+from stemmaster.diagnosis import Diagnosis, diagnose
+from stemmaster.diagnosis.auto import AutoResult, auto_chains
+from stemmaster.diagnosis.findings import Finding
+from stemmaster.errors import AudioError, ProjectError
+from stemmaster.project import Project
+
+CACHE_NAME = "diagnosis.json"
+CACHE_SCHEMA = "stemmaster.diagnosis/1"
+
+
+def _fingerprint(project: Project, project_dir: Path) -> str:
+    """What the diagnosis depends on: each stem's name, role and file (size and modification time),
+    and the source render's for a render project."""
+    h = hashlib.sha256()
+    files = [(s.name, s.role, s.path) for s in project.stems]
+    if project.source_kind == "render" and project.sources:
+        files.append(("source", "render", project.sources[0].path))
+    for name, role, rel in files:
+        st = (project_dir / rel).stat()
+        h.update(f"{name}\0{role}\0{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _from_dict(data: dict[str, Any]) -> Diagnosis:
+    def num(x):
+        return float("nan") if x is None else float(x)
+
+    findings = tuple(Finding(f["id"], f["stem"], f["severity"], num(f["measured"]), num(f["threshold"]), f["unit"],
+                             f["message"], f["measure"], f.get("repair"), f.get("auto", True),
+                             {k: num(v) for k, v in f.get("details", {}).items()}) for f in data["findings"])
+    measurements = {s: {k: num(v) for k, v in m.items()} for s, m in data.get("measurements", {}).items()}
+    return Diagnosis(data["verdict"], tuple(data["reasons"]), findings, data["source"], measurements)
+
+
+def cached_diagnosis(project: Project, project_dir: Path) -> Diagnosis | None:
+    """The stored diagnosis if it is still that of the project's current stems, else None."""
+    path = project_dir / CACHE_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("schema") != CACHE_SCHEMA or data.get("fingerprint") != _fingerprint(project, project_dir):
+            return None
+        return _from_dict(data["diagnosis"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def diagnose_project(project: Project, project_dir: Path, *, use_cache: bool = True) -> Diagnosis:
+    """Diagnose the project's working stems; for a separated render, the render is the mix."""
+    from stemmaster.pipeline import load_stems
+    from stemmaster.report import json_safe
+
+    if use_cache:
+        cached = cached_diagnosis(project, project_dir)
+        if cached is not None:
+            return cached
+    stems = load_stems(project, project_dir)
+    mix, source = None, "stems"
+    if project.source_kind == "render" and project.sources:
+        audio, rate = read_audio(project_dir / project.sources[0].path)
+        if rate != project.sample_rate:
+            audio = resample(audio, rate, project.sample_rate)
+        mix, source = (np.repeat(audio, 2, axis=0) if audio.shape[0] == 1 else audio), "render"
+    d = diagnose([(s.name, s.role, s.audio) for s in stems], project.sample_rate, mix=mix, source=source)
+    doc = {"schema": CACHE_SCHEMA, "fingerprint": _fingerprint(project, project_dir), "diagnosis": d.to_dict()}
+    atomic_write_text(project_dir / CACHE_NAME, json.dumps(json_safe(doc), indent=1, allow_nan=False) + "\n")
+    return d
+
+
+def diagnose_path(path: Path) -> Diagnosis:
+    """Diagnose a stereo file as a mix, or a folder of stems (roles from the file names)."""
+    from stemmaster.roles import role_from_name
+    from stemmaster.stem_import import scan_stems_dir, stem_name_from_file, unique_names
+
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file or folder")
+    if path.is_file():
+        audio, rate = read_audio(path)
+        return diagnose([], rate, mix=audio)
+    files, _ = scan_stems_dir(path)
+    if not files:
+        raise AudioError(f"{path}: no audio files in the folder")
+    read = [(f, *read_audio(f)) for f in files]
+    rates = [r for _, _, r in read]
+    rate = max(set(rates), key=rates.count)
+    names = unique_names([stem_name_from_file(f.name) for f in files])
+    stems = []
+    for name, (f, audio, r) in zip(names, read):
+        if r != rate:
+            audio = resample(audio, r, rate)
+        if audio.shape[0] == 1:
+            audio = np.repeat(audio, 2, axis=0)
+        stems.append((name, role_from_name(f.name), audio))
+    n = max(a.shape[1] for _, _, a in stems)
+    stems = [(name, role, np.pad(a, ((0, 0), (0, n - a.shape[1])))) for name, role, a in stems]
+    return diagnose(stems, rate)
+
+
+def apply_auto(project: Project, diagnosis: Diagnosis) -> AutoResult:
+    """Write the diagnosis' repairs into ``project`` (chains and bus settings), in memory: the caller saves."""
+    result = auto_chains(diagnosis, {s.name: s.chain for s in project.stems}, project.master)
+    for stem in project.stems:
+        stem.chain = result.chains[stem.name]
+    project.master = result.master
+    return result
+
+
+def diagnose_render(project: Project, render_folder: Path) -> Diagnosis:
+    """The repaired stems (``stems/*.wav``) of a render and its master (the first one written) as the mix."""
+    stems = []
+    for s in project.stems:
+        path = render_folder / "stems" / f"{s.name}.wav"
+        if path.is_file():
+            audio, rate = read_audio(path)
+            stems.append((s.name, s.role, audio))
+    masters = sorted(render_folder.glob("master_*bit.wav"), reverse=True)  # 24-bit before 16-bit
+    if not masters:
+        raise ProjectError(f"{render_folder}: no master file")
+    mix, rate = read_audio(masters[0])
+    return diagnose(stems, rate, mix=mix, source="stems")
+
+
+def record_judgement(outcome, diagnosis: Diagnosis, auto: dict[str, Any] | None = None) -> None:
+    """Put the source's diagnosis (and what ``--auto`` did and changed) into a landed render's report,
+    rewriting ``report.json`` and ``report.md`` atomically."""
+    from stemmaster.report import report_json, report_markdown
+
+    outcome.report["diagnosis"] = diagnosis.to_dict()
+    if auto is not None:
+        outcome.report["auto"] = auto
+    atomic_write_text(outcome.folder / "report.md", report_markdown(outcome.report))
+    atomic_write_text(outcome.folder / "report.json", report_json(outcome.report))
+
+
+def diagnosis_lines(d: Diagnosis) -> list[str]:
+    """The diagnosis as plain lines for a terminal: verdict, reasons, then each finding."""
+    lines = [f"verdict: {d.verdict}"]
+    lines += [f"  - {r}" for r in d.reasons]
+    if not d.findings:
+        lines.append("no findings")
+    for f in d.findings:
+        lines.append(f"[{f.severity}] {f.stem}: {f.message}")
+        if f.repair:
+            settings = ", ".join(f"{k}={v}" for k, v in f.repair["settings"].items())
+            lines.append(f"    repair: {f.repair['stem']} {f.repair['processor']} {settings}"
+                         + ("" if f.auto else " (a mix decision: not applied by --auto)"))
+    return lines

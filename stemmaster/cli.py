@@ -153,7 +153,6 @@ def cmd_separate(args) -> int:
 
 def cmd_master(args) -> int:
     from stemmaster import judge
-    from stemmaster.diagnosis.auto import compare
     from stemmaster.pipeline import project_settings, render_project
     from stemmaster.separate import needs_separation
 
@@ -166,25 +165,34 @@ def cmd_master(args) -> int:
     if not project.stems:
         raise StemmasterError(f"project {project.name!r} has no stems")
     before = judge.diagnose_project(project, folder)
-    auto = None
+    result = None
     if args.auto:
         result = judge.apply_auto(project, before)
         ws.save(project)  # the repairs are recorded before the render, visible to `stemmaster repair`
-        print(f"--auto: {len(result.applied)} repair(s) recorded in {project.name!r}")
-        for line in result.applied:
-            print(f"  + {line}")
-        for line in result.skipped:
-            print(f"  - {line}")
-        auto = {"applied": result.applied, "skipped": result.skipped}
+        _print_auto(result, f"recorded in {project.name!r}")
     settings = _settings_from_args(project_settings(project), args)
     render_id = ws.next_render_id(project)
     outcome = _run_with_progress("master", lambda p: render_project(project, folder, settings, render_id, progress=p))
-    if auto is not None:
-        after = judge.diagnose_render(project, outcome.folder)
-        auto["compare"] = compare(before, after)
-        auto["verdict_after"] = after.verdict
+    auto = None
+    if result is not None:
+        after = judge.diagnose_render([(s.name, s.role) for s in project.stems], outcome.folder)
+        auto = judge.auto_report(result, before, after)
     judge.record_judgement(outcome, before, auto)
     print(f"render {render_id} of {project.name!r}")
+    _print_judgement(before, auto)
+    _print_master_summary(outcome)
+    return 0
+
+
+def _print_auto(result, where: str) -> None:
+    print(f"--auto: {len(result.applied)} repair(s) {where}")
+    for line in result.applied:
+        print(f"  + {line}")
+    for line in result.skipped:
+        print(f"  - {line}")
+
+
+def _print_judgement(before, auto) -> None:
     if before.verdict == "fix the mix first":
         print("verdict: fix the mix first (mastered anyway, and marked so in the report):")
         for reason in before.reasons:
@@ -199,8 +207,6 @@ def cmd_master(args) -> int:
             after_text = "n/a" if row["after"] is None else f"{row['after']:.1f}"
             state = "resolved" if row["resolved"] else ("improved" if row["improved"] else "not improved")
             print(f"  {row['stem']}/{row['id']}: {row['before']:.1f} -> {after_text} {row['unit']} ({state})")
-    _print_master_summary(outcome)
-    return 0
 
 
 def cmd_diagnose(args) -> int:
@@ -361,8 +367,16 @@ def cmd_remaster(args) -> int:
     src = Path(args.input)
     outcome = _run_with_progress("remaster", lambda p: remaster(
         src, Path(args.output), settings_transform=lambda s: _settings_from_args(s, args), progress=p,
-        separation=_separation_options(args)))
+        separation=_separation_options(args), auto=args.auto))
     print(f"remastered {src} -> {outcome.folder}")
+    diagnosis = outcome.report.get("diagnosis")
+    if diagnosis:
+        from stemmaster.judge import diagnosis_from_dict
+
+        auto = outcome.report.get("auto")
+        if auto:
+            print(f"--auto: {len(auto['applied'])} repair(s) applied")
+        _print_judgement(diagnosis_from_dict(diagnosis), auto)
     _print_master_summary(outcome)
     return 0
 
@@ -475,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("remaster", help="one shot: a render or a folder of stems to a master, report and stems")
     p.add_argument("input", help="a stereo render (separated with Demucs) or a folder of stems")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("--auto", action="store_true", help="apply the diagnosis' repairs before mastering")
     _add_master_options(p)
     _add_separation_options(p)
     p.set_defaults(func=cmd_remaster)

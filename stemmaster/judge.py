@@ -45,7 +45,8 @@ def _fingerprint(project: Project, project_dir: Path) -> str:
     return h.hexdigest()
 
 
-def _from_dict(data: dict[str, Any]) -> Diagnosis:
+def diagnosis_from_dict(data: dict[str, Any]) -> Diagnosis:
+    """A ``Diagnosis`` back from its ``to_dict()`` (as stored in diagnosis.json or a report)."""
     def num(x):
         return float("nan") if x is None else float(x)
 
@@ -63,7 +64,7 @@ def cached_diagnosis(project: Project, project_dir: Path) -> Diagnosis | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("schema") != CACHE_SCHEMA or data.get("fingerprint") != _fingerprint(project, project_dir):
             return None
-        return _from_dict(data["diagnosis"])
+        return diagnosis_from_dict(data["diagnosis"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -129,19 +130,28 @@ def apply_auto(project: Project, diagnosis: Diagnosis) -> AutoResult:
     return result
 
 
-def diagnose_render(project: Project, render_folder: Path) -> Diagnosis:
-    """The repaired stems (``stems/*.wav``) of a render and its master (the first one written) as the mix."""
-    stems = []
-    for s in project.stems:
-        path = render_folder / "stems" / f"{s.name}.wav"
+def diagnose_render(stems: list[tuple[str, str]], render_folder: Path) -> Diagnosis:
+    """The repaired stems (``stems/<name>.wav``, for each ``(name, role)``) of a render and its
+    master (the deepest bit depth written) as the mix: the "after" of ``--auto``."""
+    found = []
+    for name, role in stems:
+        path = render_folder / "stems" / f"{name}.wav"
         if path.is_file():
             audio, rate = read_audio(path)
-            stems.append((s.name, s.role, audio))
+            found.append((name, role, audio))
     masters = sorted(render_folder.glob("master_*bit.wav"), reverse=True)  # 24-bit before 16-bit
     if not masters:
         raise ProjectError(f"{render_folder}: no master file")
     mix, rate = read_audio(masters[0])
-    return diagnose(stems, rate, mix=mix, source="stems")
+    return diagnose(found, rate, mix=mix, source="stems")
+
+
+def auto_report(result: AutoResult, before: Diagnosis, after: Diagnosis) -> dict[str, Any]:
+    """What ``--auto`` applied and left, and each finding's measurement before and after (for the report)."""
+    from stemmaster.diagnosis.auto import compare
+
+    return {"applied": result.applied, "skipped": result.skipped, "compare": compare(before, after),
+            "verdict_after": after.verdict}
 
 
 def record_judgement(outcome, diagnosis: Diagnosis, auto: dict[str, Any] | None = None) -> None:

@@ -15,10 +15,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
+from stemmaster import judge
+from stemmaster.audio_io import read_audio, resample
+from stemmaster.diagnosis import diagnose
+from stemmaster.diagnosis.auto import auto_chains
 from stemmaster.errors import StemmasterError
 from stemmaster.master import MasterSettings
 from stemmaster.pipeline import Progress, RenderOutcome, StemAudio, _sub, render_stems, run_checks_phase
-from stemmaster.audio_io import read_audio
 from stemmaster.project import Project, utc_now_iso
 from stemmaster.separate import SeparationOptions, separate_project
 from stemmaster.stem_import import import_render, import_stems
@@ -26,10 +31,13 @@ from stemmaster.stem_import import import_render, import_stems
 
 def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSettings], MasterSettings] | None = None,
              progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-             separation: SeparationOptions | None = None, checks: bool = True) -> RenderOutcome:
+             separation: SeparationOptions | None = None, checks: bool = True,
+             auto: bool = False) -> RenderOutcome:
     """Master ``src`` into ``outdir`` (created if needed): a folder of stems as they are, or a
     render file separated first with ``separation`` (default options if None). ``checks``: run
-    the release checks on OUTDIR once the master is in place (``pipeline.run_checks_phase``)."""
+    the release checks on OUTDIR once the master is in place (``pipeline.run_checks_phase``).
+    The source's diagnosis goes into the report; ``auto`` applies its repairs first and reports
+    each finding's measurement before and after."""
     progress = progress or (lambda f, m: None)
     if not src.exists():
         raise StemmasterError(f"{src}: no such file or folder")
@@ -60,6 +68,13 @@ def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSet
         for s in stems:
             audio, _ = read_audio(project_dir / s.path)
             audio_stems.append(StemAudio(s.name, s.role, audio, chain=dict(s.chain)))
+        before = _diagnose_source(src, audio_stems, rate, separated=record is not None)
+        result = None
+        if auto:
+            result = auto_chains(before, {s.name: s.chain for s in audio_stems}, settings.to_dict())
+            for s in audio_stems:
+                s.chain = result.chains[s.name]
+            settings = MasterSettings.from_dict(result.master)
         render_dir = work_dir / "render"
         render_dir.mkdir()
         outcome = render_stems(audio_stems, rate, settings, render_dir, title=src.name, render_id="remaster",
@@ -71,7 +86,24 @@ def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSet
     if checks:
         run_checks_phase(outcome, audio_stems, rate, settings, progress=_sub(_sub(progress, render_from, 1.0), 0.75, 1.0),
                          cancel=cancel)
+    auto_info = None
+    if result is not None:
+        after = judge.diagnose_render([(s.name, s.role) for s in audio_stems], outdir)
+        auto_info = judge.auto_report(result, before, after)
+    judge.record_judgement(outcome, before, auto_info)
     return outcome
+
+
+def _diagnose_source(src: Path, stems: list[StemAudio], rate: int, *, separated: bool):
+    """The diagnosis of the stems; for a separated render, with the render itself as the mix."""
+    mix = None
+    if separated:
+        audio, src_rate = read_audio(src)
+        if src_rate != rate:
+            audio = resample(audio, src_rate, rate)
+        mix = np.repeat(audio, 2, axis=0) if audio.shape[0] == 1 else audio
+    return diagnose([(s.name, s.role, s.audio) for s in stems], rate, mix=mix,
+                    source="render" if separated else "stems")
 
 
 def _move_into(src_dir: Path, dest: Path) -> None:

@@ -75,3 +75,15 @@ def test_master_auto_records_repairs_and_reports_before_and_after(tmp_path, song
         assert rows[key]["after"] < rows[key]["before"]
     md = (ws / "Demo" / "renders" / "001" / "report.md").read_text()
     assert "ready with repairs" in md.split("\n## ")[0]  # the verdict comes first
+
+
+def test_remaster_auto_puts_the_diagnosis_and_the_comparison_in_the_report(tmp_path, song, capsys):
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "remaster", song / "stems", "-o", out_dir, "--auto")
+    assert code == 0, err
+    assert "--auto:" in out and "verdict: ready with repairs" in out
+    report = json.loads((out_dir / "report.json").read_text())
+    assert report["diagnosis"]["verdict"] == "ready with repairs"
+    rows = {(r["id"], r["stem"]): r for r in report["auto"]["compare"]}
+    assert rows[("wide_low_end", "bass")]["after"] < -20.0 < rows[("wide_low_end", "bass")]["before"]
+    assert report["settings"]["low_end_mono"]["crossover_hz"] == 150.0  # the bus repair, recorded

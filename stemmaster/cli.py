@@ -153,7 +153,6 @@ def cmd_separate(args) -> int:
 
 def cmd_master(args) -> int:
     from stemmaster import judge
-    from stemmaster.pipeline import project_settings, render_project
     from stemmaster.separate import needs_separation
 
     ws = _workspace(args)
@@ -164,23 +163,18 @@ def cmd_master(args) -> int:
         _separate(ws, project, _separation_options(args, project.separation))
     if not project.stems:
         raise StemmasterError(f"project {project.name!r} has no stems")
-    before = judge.diagnose_project(project, folder)
-    result = None
-    if args.auto:
-        result = judge.apply_auto(project, before)
-        ws.save(project)  # the repairs are recorded before the render, visible to `stemmaster repair`
-        _print_auto(result, f"recorded in {project.name!r}")
-    settings = _settings_from_args(project_settings(project), args)
+    from stemmaster.pipeline import project_settings
+
+    _settings_from_args(project_settings(project), args)  # a bad setting fails here, before any work
     render_id = ws.next_render_id(project)
-    outcome = _run_with_progress("master", lambda p: render_project(project, folder, settings, render_id, progress=p))
-    auto = None
-    if result is not None:
-        after = judge.diagnose_render([(s.name, s.role) for s in project.stems], outcome.folder)
-        auto = judge.auto_report(result, before, after)
-    judge.record_judgement(outcome, before, auto)
+    judged = _run_with_progress("master", lambda p: judge.master_project(
+        project, folder, render_id, save=ws.save, settings_transform=lambda s: _settings_from_args(s, args),
+        auto=args.auto, progress=p))
+    if judged.auto is not None:
+        _print_auto(judged.auto, f"recorded in {project.name!r}")
     print(f"render {render_id} of {project.name!r}")
-    _print_judgement(before, auto)
-    _print_master_summary(outcome)
+    _print_judgement(judged.before, judged.auto_report)
+    _print_master_summary(judged.outcome)
     return 0
 
 

@@ -10,7 +10,8 @@ from stemmaster.audio_io import write_audio
 from stemmaster.demo import demo_mix, make_demo_stems
 from stemmaster.errors import ProjectError
 from stemmaster.master import MasterSettings
-from stemmaster.pipeline import Progress, RenderOutcome, _sub, project_settings, render_project
+from stemmaster.judge import master_project
+from stemmaster.pipeline import Progress, RenderOutcome, _sub
 from stemmaster.workspace import Workspace
 
 DEMO_PROJECT = "demo"
@@ -49,8 +50,6 @@ def run_demo(ws: Workspace, song_dir: Path, *, duration_s: float = 40.0,
     else:
         progress(0.1, "importing the demo stems")
         project = ws.create_from_stems(DEMO_PROJECT, song_dir / "stems")
-    settings = project_settings(project)
-    if settings_transform:
-        settings = settings_transform(settings)
-    return render_project(project, project_dir, settings, ws.next_render_id(project),
-                          progress=_sub(progress, 0.15, 1.0))
+    judged = master_project(project, project_dir, ws.next_render_id(project), save=ws.save,
+                            settings_transform=settings_transform, progress=_sub(progress, 0.15, 1.0))
+    return judged.outcome

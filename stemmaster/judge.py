@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -179,3 +180,45 @@ def diagnosis_lines(d: Diagnosis) -> list[str]:
             lines.append(f"    repair: {f.repair['stem']} {f.repair['processor']} {settings}"
                          + ("" if f.auto else " (a mix decision: not applied by --auto)"))
     return lines
+
+
+@dataclass
+class JudgedRender:
+    """A landed render with the source's diagnosis in its report, and what ``auto`` did."""
+
+    outcome: Any  # pipeline.RenderOutcome
+    before: Diagnosis
+    auto: AutoResult | None = None
+    auto_report: dict[str, Any] | None = None
+
+
+def master_project(project: Project, project_dir: Path, render_id: str, *, save: Callable[[Project], Any],
+                   settings_transform: Callable[[Any], Any] | None = None, auto: bool = False,
+                   progress: Callable[[float, str], None] | None = None,
+                   cancel: Callable[[], bool] | None = None) -> JudgedRender:
+    """``stemmaster master``: diagnose the stems (cached), with ``auto`` record the repairs in the
+    project (``save`` it) before rendering, render with the project's settings (through
+    ``settings_transform``), and put the diagnosis (and the before/after comparison) in the report."""
+    from stemmaster.errors import Cancelled
+    from stemmaster.pipeline import _sub, project_settings, render_project
+
+    progress = progress or (lambda f, m: None)
+    progress(0.0, "diagnosing the stems")
+    before = diagnose_project(project, project_dir)
+    result = None
+    if auto:
+        result = apply_auto(project, before)
+        save(project)  # recorded before the render, visible to `stemmaster repair`
+    if cancel is not None and cancel():
+        raise Cancelled("render cancelled; nothing was written")
+    settings = project_settings(project)
+    if settings_transform is not None:
+        settings = settings_transform(settings)
+    outcome = render_project(project, project_dir, settings, render_id, progress=_sub(progress, 0.05, 1.0),
+                             cancel=cancel)
+    report = None
+    if result is not None:
+        after = diagnose_render([(s.name, s.role) for s in project.stems], outcome.folder)
+        report = auto_report(result, before, after)
+    record_judgement(outcome, before, report)
+    return JudgedRender(outcome, before, result, report)

@@ -368,8 +368,7 @@ class MasterDone:
 def master_job(ws: Workspace, project: Project, progress: Progress, cancel: CancelCheck) -> MasterDone:
     """``stemmaster master NAME``: separate a render project first if it needs it, diagnose the
     stems, render, and record the diagnosis in the render's report."""
-    from stemmaster.errors import Cancelled
-    from stemmaster.pipeline import project_settings, render_project
+    from stemmaster import judge
 
     folder = ws.project_dir(project.name)
     separated = False
@@ -380,14 +379,7 @@ def master_job(ws: Workspace, project: Project, progress: Progress, cancel: Canc
         render_progress = _sub(progress, 0.6, 1.0)
     if not project.stems:
         raise StemmasterError(f"project {project.name!r} has no stems")
-    from stemmaster import judge
-
-    render_progress(0.0, "diagnosing the stems")
-    before = judge.diagnose_project(project, folder)  # cached in the project until the stems change
-    if cancel():
-        raise Cancelled("render cancelled; nothing was written")
-    settings = project_settings(project)
     render_id = ws.next_render_id(project)
-    outcome = render_project(project, folder, settings, render_id, progress=render_progress, cancel=cancel)
-    judge.record_judgement(outcome, before)
+    judged = judge.master_project(project, folder, render_id, save=ws.save, progress=render_progress, cancel=cancel)
+    outcome = judged.outcome
     return MasterDone(render_id=render_id, folder=outcome.folder, separated=separated, report=outcome.report)

@@ -81,8 +81,17 @@ def _verdict_lines(report: dict[str, Any]) -> list[str]:
     if not diag:
         return ["No verdict: the stems were not diagnosed for this render."]
     reasons = [r for r in diag.get("reasons") or [] if r]
-    line = f"**Verdict: {diag.get('verdict', 'n/a')}.**"
-    if reasons:
+    verdict = diag.get("verdict", "n/a")
+    line = f"**Verdict: {verdict}.**"
+    findings = diag.get("findings") or []
+    if verdict == "fix the mix first":
+        # the reasons are the point: each on its own line, before anything else
+        return [line + " The master was made anyway; the source should be fixed first:", ""] + \
+            [f"- {' '.join(str(r).split())}" for r in reasons]
+    if findings:
+        line += (f" {len(findings)} finding{'s' if len(findings) != 1 else ''} below, "
+                 f"{sum(1 for f in findings if f.get('repair'))} with the repair that reaches it.")
+    elif reasons:
         line += " " + "; ".join(" ".join(str(r).split()) for r in reasons) + "."
     return [line]
 

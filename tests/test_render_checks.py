@@ -328,8 +328,8 @@ def test_markdown_verdict_first_then_findings_done_numbers():
     assert report == frozen and report_markdown(report) == md  # a pure function of the dict
     head = _first_block(md)
     assert head.startswith("# song — render 007")
-    assert "**Verdict: fix the mix first.** the bass is out of phase between channels below 100 Hz; " \
-           "vocal sibilance is strong." in head
+    assert "**Verdict: fix the mix first.** The master was made anyway; the source should be fixed first:" in head
+    assert "\n- the bass is out of phase between channels below 100 Hz\n- vocal sibilance is strong\n" in head
     # the verdict comes before the numbers, even in the first block
     assert head.index("Verdict") < head.index("-14.0 LUFS")
     order = [md.index(h) for h in ("**Verdict", "## Findings", "## What was done", "## Numbers")]

@@ -245,6 +245,22 @@ def _is_name(text: str) -> bool:
         return False
 
 
+def cmd_rename(args) -> int:
+    project = _workspace(args).rename(args.name, args.new_name)
+    print(f"renamed {args.name!r} to {project.name!r}")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    ws = _workspace(args)
+    if not args.yes:
+        raise StemmasterError(f"deleting {args.name!r} removes {ws.project_dir(args.name)} and every render in it; "
+                              "add --yes to confirm")
+    ws.delete(args.name)
+    print(f"deleted project {args.name!r}")
+    return 0
+
+
 def cmd_tui(args) -> int:
     from tui.app import main as tui_main
 
@@ -449,6 +465,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="NAME|FILE|DIR")
     p.add_argument("--json", action="store_true", help="print the verdict and findings as JSON")
     p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("rename", help="rename a project")
+    p.add_argument("name")
+    p.add_argument("new_name")
+    p.set_defaults(func=cmd_rename)
+
+    p = sub.add_parser("delete", help="delete a project and its renders (asks for --yes)")
+    p.add_argument("name")
+    p.add_argument("--yes", action="store_true", help="confirm: delete the project folder")
+    p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("tui", help="the terminal UI: projects, repairs, jobs and reports, keyboard first")
     p.set_defaults(func=cmd_tui)

@@ -170,6 +170,54 @@ class Workspace:
             raise ProjectError(f"{self.folder(project) / RENDERS_DIR}: cannot list ({describe_os_error(exc)})") from exc
         return f"{max(used, default=0) + 1:03d}"
 
+    # ------------------------------------------------------------ renaming, deleting
+
+    def rename(self, old: str, new: str) -> Project:
+        """Rename project ``old`` to ``new`` (its folder and the name in its project.toml).
+
+        ProjectError when ``old`` does not exist, ``new`` is invalid or taken;
+        if the project file cannot be rewritten, the folder is renamed back.
+        """
+        project = self.load(old)
+        src = self.project_dir(old)
+        dst = self.project_dir(new)
+        new = dst.name
+        if dst.exists() and not (dst.resolve() == src.resolve() and new != src.name):  # a case-only rename
+            raise ProjectError(f"a project named {new!r} already exists in {self.root}")
+        try:
+            os.rename(src, dst)
+        except OSError as exc:
+            raise ProjectError(f"cannot rename {src} to {dst}: {describe_os_error(exc)}") from exc
+        project.name = new
+        try:
+            save_project(project, dst)
+        except BaseException:
+            os.rename(dst, src)
+            raise
+        fsync_dir(self.root)
+        return project
+
+    def delete(self, name: str) -> None:
+        """Delete project ``name``'s folder and everything in it (renders included).
+
+        Only a real folder directly in the workspace that holds a project.toml
+        is removed (never a symlink, never anything outside the workspace). It
+        is first renamed to a hidden name, so a crash half-way never leaves a
+        half-deleted project that still lists.
+        """
+        folder = self.project_dir(name)
+        if folder.is_symlink():
+            raise ProjectError(f"{folder} is a symbolic link; refusing to delete what it points to")
+        if not (folder / PROJECT_FILE).is_file():
+            raise ProjectError(f"no project named {name!r} in {self.root}")
+        doomed = self.root / f".deleting-{folder.name}-{os.getpid()}"
+        try:
+            os.rename(folder, doomed)
+        except OSError as exc:
+            raise ProjectError(f"cannot delete {folder}: {describe_os_error(exc)}") from exc
+        shutil.rmtree(doomed, ignore_errors=True)
+        fsync_dir(self.root)
+
     # ------------------------------------------------------------ creating
 
     def create_from_stems(

@@ -51,6 +51,7 @@ AB_DIR = "ab"
 PLOTS_DIR = "plots"
 TONAL_BALANCE_PNG = "tonal_balance.png"
 SHORT_TERM_PNG = "short_term_loudness.png"
+SHORT_TERM_HOP_S = 1.0  # the short-term curve in the report (for sparklines): one value a second
 # the tonal-balance reference: a spectral density falling 4.5 dB per octave (pink noise falls 3);
 # in the plotted fractional-octave band powers (bandwidth grows with frequency) that is
 # -1.5 dB per octave. A rough reference for a balanced full-range mix, not a genre target.
@@ -114,6 +115,7 @@ def run_release_checks(folder: str | os.PathLike, before: np.ndarray, after: np.
          "codec": [mp3, aac],             # codec_checks
          "ab": {...},                     # write_ab_pair, paths relative to folder
          "plots": ["plots/tonal_balance.png", "plots/short_term_loudness.png"],
+         "short_term": {"hop_s", "start_s", "lufs": [...]},  # the master's 3 s loudness every second
          "target_curve": "...",           # what the tonal-balance target is
          "seconds": float,                # wall time of the whole phase
          "check_seconds": {"codec": s, "translation": s, "ab": s, "plots": s}}
@@ -170,10 +172,15 @@ def run_release_checks(folder: str | os.PathLike, before: np.ndarray, after: np.
         plot_tonal_balance(staging / PLOTS_DIR / TONAL_BALANCE_PNG, curves, target=(freqs, target_curve(freqs)),
                            title="Tonal balance (1/3-octave); target: -4.5 dB/oct density")
         times, lufs = short_term_curve(after, sample_rate)
+        step = max(1, int(round(SHORT_TERM_HOP_S / float(times[1] - times[0])))) if len(times) > 1 else 1
+        curve["short_term"] = {"hop_s": round(float(times[1] - times[0]) * step, 3) if len(times) > 1 else None,
+                               "start_s": round(float(times[0]), 3) if len(times) else None,
+                               "lufs": [round(float(v), 2) for v in lufs[::step]]}
         plot_short_term_loudness(staging / PLOTS_DIR / SHORT_TERM_PNG, times, lufs, target_lufs,
                                  title="Short-term loudness of the master (3 s window)")
         return [f"{PLOTS_DIR}/{TONAL_BALANCE_PNG}", f"{PLOTS_DIR}/{SHORT_TERM_PNG}"]
 
+    curve: dict[str, Any] = {}
     jobs = {"codec": do_codec, "translation": do_translation, "ab": do_ab, "plots": do_plots}
     total = sum(_WEIGHTS.values())
     results: dict[str, Any] = {}
@@ -210,6 +217,7 @@ def run_release_checks(folder: str | os.PathLike, before: np.ndarray, after: np.
         "codec": results["codec"],
         "ab": results["ab"],
         "plots": results["plots"],
+        "short_term": curve["short_term"],
         "target_curve": (f"spectral density {TARGET_DENSITY_SLOPE_DB_PER_OCT:+.1f} dB/octave "
                          f"({TARGET_DENSITY_SLOPE_DB_PER_OCT + 3.0:+.1f} dB/octave in 1/3-octave band power)"),
         "seconds": round(time.perf_counter() - t_start, 3),

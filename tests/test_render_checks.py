@@ -18,7 +18,7 @@ from stemmaster.audio_io import read_audio
 from stemmaster.checks.translation import CHECKS
 from stemmaster.demo_job import write_demo_song
 from stemmaster.errors import AudioError
-from stemmaster.meters.loudness import gated_loudness_lufs
+from stemmaster.meters.loudness import gated_loudness_lufs, short_term_lufs
 from stemmaster.meters.truepeak import true_peak_dbtp
 from stemmaster.pipeline import load_stems, project_settings, render_project, source_sum
 from stemmaster.project import save_project
@@ -93,6 +93,7 @@ def test_plots_are_pngs_in_the_render_folder(rendered):
         assert data[:8] == PNG_SIGNATURE and len(data) > 10_000
     listed = {f["path"]: f["role"] for f in outcome.report["files"]}
     assert {listed[p] for p in plots} == {"plot"}
+
     assert listed["ab/before.wav"] == listed["ab/after.wav"] == "ab"
     assert _leftovers(outcome.folder) == []
 
@@ -428,3 +429,15 @@ def test_remaster_runs_the_checks_in_outdir(tmp_path):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     skipped = remaster(tmp_path / "src" / "stems", tmp_path / "out2", checks=False)
     assert skipped.report["checks"]["status"] == "skipped" and not (tmp_path / "out2" / "ab").exists()
+
+
+def test_report_carries_the_short_term_curve_once_a_second(rendered):
+    _, _, outcome, _ = rendered
+    curve = outcome.report["checks"]["short_term"]
+    master, rate = read_audio(outcome.folder / "master_24bit.wav")
+    full = short_term_lufs(master, rate)
+    assert curve["hop_s"] == pytest.approx(1.0) and curve["start_s"] == pytest.approx(3.0)
+    assert len(curve["lufs"]) == len(full[::10])
+    np.testing.assert_allclose(curve["lufs"], np.round(full[::10], 2), atol=0.011)
+    # the loudest second of the curve is the master's short-term maximum within a 100 ms step
+    assert max(curve["lufs"]) <= outcome.report["master"]["short_term_max_lufs"] + 0.01

@@ -3,8 +3,15 @@ and loudness to a release target.
 
 Audio in and out is shaped ``(channels, samples)``. The chain is
 
-    mix -> staging gain (mix to ``staging_lufs``) -> LowEndMono -> ToneEQ
+    mix -> staging gain (mix to ``staging_lufs``) -> LowEndMono -> ToneEQ -> StereoWidth
         -> GlueCompressor -> drive gain -> TruePeakLimiter(ceiling_dbtp)
+
+Everything before the compressor is linear and time-invariant (``bus_linear``);
+everything after it is one gain curve, the same for both channels
+(``MasterResult.bus_gain``: compressor gain x drive x limiter gain). A stem
+sent through ``bus_linear`` and multiplied by that curve is that stem's share
+of the master exactly (the stems' shares sum to the master), which is how
+stem masters and versions keep the main master's bus state.
 
 The staging gain makes the compressor's threshold mean the same thing on every
 mix (like setting the input level of an analogue bus chain); the drive gain is
@@ -25,6 +32,7 @@ from stemmaster.dsp.compressor import GlueCompressor
 from stemmaster.dsp.eq import ToneEQ
 from stemmaster.dsp.limiter import TruePeakLimiter, detector_envelope
 from stemmaster.dsp.low_end_mono import LowEndMono
+from stemmaster.dsp.width import StereoWidth
 from stemmaster.dsp.processor import check_range, gain_to_db
 from stemmaster.errors import AudioError, Cancelled, SettingsError, StemmasterError
 from stemmaster.meters.loudness import gated_loudness_lufs, gated_loudness_of_k_weighted, k_weighted
@@ -91,6 +99,7 @@ class MasterSettings:
     low_end_mono_enabled: bool = True
     low_end_mono: LowEndMono = field(default_factory=LowEndMono)
     tone_eq: ToneEQ = field(default_factory=ToneEQ)
+    stereo_width: StereoWidth = field(default_factory=StereoWidth)  # 1.0: untouched (reference matching steers it)
     compressor_enabled: bool = True
     glue_compressor: GlueCompressor = field(default_factory=default_compressor)
     true_peak_limiter: TruePeakLimiter = field(default_factory=TruePeakLimiter)
@@ -103,6 +112,7 @@ class MasterSettings:
             "bus": {k: v for k, v in asdict(self.bus).items() if v is not None},
             "low_end_mono": {"enabled": self.low_end_mono_enabled, **self.low_end_mono.settings()},
             "tone_eq": self.tone_eq.settings(),
+            "stereo_width": self.stereo_width.settings(),
             "glue_compressor": {"enabled": self.compressor_enabled, **self.glue_compressor.settings()},
             "true_peak_limiter": {k: v for k, v in self.true_peak_limiter.settings().items() if k != "ceiling_dbtp"},
             "export": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.export).items() if v is not None},
@@ -112,13 +122,14 @@ class MasterSettings:
     @classmethod
     def from_dict(cls, data: dict[str, dict[str, Any]]) -> "MasterSettings":
         """Build from (possibly partial) nested dicts; unknown sections or keys raise SettingsError."""
-        known = {"bus", "low_end_mono", "tone_eq", "glue_compressor", "true_peak_limiter", "export"}
+        known = {"bus", "low_end_mono", "tone_eq", "stereo_width", "glue_compressor", "true_peak_limiter", "export"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise SettingsError(f"unknown master section(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         base = cls()
         bus = _merge(BusSettings, base.bus, data.get("bus", {}), "bus")
         eq = _merge(ToneEQ, base.tone_eq, data.get("tone_eq", {}), "tone_eq")
+        width = _merge(StereoWidth, base.stereo_width, data.get("stereo_width", {}), "stereo_width")
         mono_data = dict(data.get("low_end_mono", {}))
         mono_enabled = _enabled(mono_data, base.low_end_mono_enabled, "low_end_mono")
         mono = _merge(LowEndMono, base.low_end_mono, mono_data, "low_end_mono")
@@ -134,7 +145,7 @@ class MasterSettings:
             exp_data["bit_depths"] = tuple(exp_data["bit_depths"])
         export = _merge(ExportSettings, base.export, exp_data, "export")
         return cls(bus=bus, low_end_mono_enabled=mono_enabled, low_end_mono=mono,
-                   tone_eq=eq, compressor_enabled=enabled, glue_compressor=comp,
+                   tone_eq=eq, stereo_width=width, compressor_enabled=enabled, glue_compressor=comp,
                    true_peak_limiter=replace(lim, ceiling_dbtp=bus.ceiling_dbtp), export=export)
 
     def with_profile(self, name: str) -> "MasterSettings":
@@ -183,6 +194,23 @@ class MasterResult:
     compressor_max_reduction_db: float
     iterations: int
     log: list[str]
+    bus_gain: np.ndarray | None = None  # (samples,): compressor x drive x limiter, linear
+
+
+def bus_linear(audio: np.ndarray, sample_rate: int, settings: "MasterSettings", staging_db: float) -> np.ndarray:
+    """The bus's linear, time-invariant part: staging gain, low-end mono, tonal EQ, width.
+
+    For ``audio`` ``(channels, samples)`` float (a mix, a stem or a version's
+    stem sum) returns float64. Linear: the sum of the stems' outputs is the
+    mix's. ``MasterResult.bus_gain`` times this is the master (or a stem's share of it).
+    """
+    x = np.asarray(audio, dtype=np.float64) * 10.0 ** (staging_db / 20.0)
+    if settings.low_end_mono_enabled:
+        x = settings.low_end_mono.process(x, sample_rate)
+    x = settings.tone_eq.process(x, sample_rate)
+    if settings.stereo_width.width != 1.0 or settings.stereo_width.mid_gain_db != 0.0:
+        x = settings.stereo_width.process(x, sample_rate)
+    return x
 
 
 def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
@@ -205,14 +233,11 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
     if not math.isfinite(mix_lufs):
         raise AudioError("the mix is silent (or shorter than 0.4 s): there is nothing to master")
     staging_db = bus.staging_lufs - mix_lufs
-    x = mix * 10.0 ** (staging_db / 20.0)
     log.append(f"staging gain {staging_db:+.2f} dB (mix {mix_lufs:.2f} LUFS -> {bus.staging_lufs:.1f} LUFS)")
-    if settings.low_end_mono_enabled:
-        report(0.03, "low-end mono")
-        x = settings.low_end_mono.process(x, sample_rate)
-    report(0.05, "tonal EQ")
-    x = settings.tone_eq.process(x, sample_rate)
+    report(0.03, "low-end mono, tonal EQ, width")
+    x = bus_linear(mix, sample_rate, settings, staging_db)
     comp_max_db = 0.0
+    comp_gain = None
     if settings.compressor_enabled:
         report(0.15, "glue compressor")
         comp_gain_db = settings.glue_compressor.gain_db(x, sample_rate)
@@ -268,11 +293,14 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
         raise StemmasterError(
             f"loudness search ended at {lufs:.2f} LUFS, not within {bus.tolerance_lu} LU of {bus.target_lufs} LUFS")
     report(1.0, "bus master done")
+    bus_gain = gain * drive_lin if gain.size else np.full(mix.shape[1], drive_lin)
+    if comp_gain is not None:
+        bus_gain = bus_gain * comp_gain
     return MasterResult(
         audio=y, sample_rate=sample_rate, staging_gain_db=staging_db, drive_gain_db=drive,
         integrated_lufs=lufs, true_peak_dbtp=gain_to_db(peak) if peak > 0 else float("-inf"),
         limiter_max_reduction_db=max(0.0, -gain_to_db(float(gain.min()))) if gain.size else 0.0,
-        compressor_max_reduction_db=comp_max_db, iterations=len(tried), log=log,
+        compressor_max_reduction_db=comp_max_db, iterations=len(tried), log=log, bus_gain=bus_gain,
     )
 
 

@@ -1,0 +1,1 @@
+"""Deliverables: versions, stem masters, formats, reference matching."""

@@ -199,10 +199,18 @@ def master_project(project: Project, project_dir: Path, render_id: str, *, save:
     """``stemmaster master``: diagnose the stems (cached), with ``auto`` record the repairs in the
     project (``save`` it) before rendering, render with the project's settings (through
     ``settings_transform``), and put the diagnosis (and the before/after comparison) in the report."""
+    from stemmaster.lock import project_lock
+
+    with project_lock(project_dir, f"master {render_id}"):
+        return _master_project(project, project_dir, render_id, save=save, settings_transform=settings_transform,
+                               auto=auto, progress=progress or (lambda f, m: None), cancel=cancel)
+
+
+def _master_project(project: Project, project_dir: Path, render_id: str, *, save, settings_transform, auto,
+                    progress, cancel) -> JudgedRender:
     from stemmaster.errors import Cancelled
     from stemmaster.pipeline import _sub, project_settings, render_project
 
-    progress = progress or (lambda f, m: None)
     progress(0.0, "diagnosing the stems")
     before = diagnose_project(project, project_dir)
     result = None

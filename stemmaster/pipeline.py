@@ -30,6 +30,7 @@ from stemmaster.meters.analysis import Metrics, measure
 from stemmaster.meters.loudness import gated_loudness_lufs
 from stemmaster.meters.truepeak import interpolation_gain_bound, sample_peak_dbfs, true_peak_dbtp
 from stemmaster.meters.spectral import hit_crest_db, largest_cut, side_low_db, sibilance_change_db
+from stemmaster.lock import project_lock
 from stemmaster.project import Project, RenderRecord, save_project
 from stemmaster.release_checks import not_run, record_checks, run_release_checks
 from stemmaster.repair import build_chain
@@ -433,7 +434,13 @@ def render_project(project: Project, project_dir: Path, settings: MasterSettings
     cancelling never undoes the render (the report says why they did not
     run). Progress: the master 0..0.75, the checks 0.75..1 (0..1 without checks).
     """
-    progress = progress or _noop
+    with project_lock(project_dir, f"render {render_id}"):
+        return _render_project(project, project_dir, settings, render_id, progress=progress or _noop,
+                               cancel=cancel, checks=checks)
+
+
+def _render_project(project: Project, project_dir: Path, settings: MasterSettings, render_id: str, *,
+                    progress: Progress, cancel: CancelCheck | None, checks: bool) -> RenderOutcome:
     t_start = time.perf_counter()
     renders = project_dir / "renders"
     renders.mkdir(exist_ok=True)

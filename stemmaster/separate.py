@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from stemmaster.atomic import sha256_file
 from stemmaster.audio_io import read_audio, write_audio
+from stemmaster.lock import project_lock
 from stemmaster.errors import Cancelled, ProjectError, SettingsError
 from stemmaster.project import Project, SeparationRecord, Stem, utc_now_iso
 from stemmaster.repair import default_chain
@@ -117,10 +118,16 @@ def separate_project(project: Project, project_dir: Path, options: SeparationOpt
     same model from the same input with the same settings. Raises
     SeparationError (missing weights, ...), Cancelled, AudioError, ProjectError.
     """
+    with project_lock(project_dir, "separation"):
+        return _separate_project(project, project_dir, options, save=save, progress=progress or (lambda f, m: None),
+                                 cancel=cancel)
+
+
+def _separate_project(project: Project, project_dir: Path, options: SeparationOptions, *,
+                      save: Callable[[Project], Any], progress: Progress, cancel: CancelCheck | None) -> bool:
     from separation.engine import separate, stems_with_residual  # torch: only when separating
     from separation.models import load_model
 
-    progress = progress or (lambda f, m: None)
     source = source_render(project, project_dir)
     progress(0.0, f"loading model {options.model}")
     loaded = load_model(options.model, options.model_repo)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from stemmaster.atomic import describe_os_error, fsync_dir
 from stemmaster.errors import ProjectError
+from stemmaster.lock import LOCK_NAME, project_lock
 from stemmaster.project import PROJECT_FILE, Project, load_project, save_project, utc_now_iso
 from stemmaster.stem_import import Progress, import_render, import_stems
 
@@ -153,7 +154,8 @@ class Workspace:
         folder = self.folder(project)
         if not folder.is_dir():
             raise ProjectError(f"no project folder {folder} to save {project.name!r} into")
-        return save_project(project, folder)
+        with project_lock(folder, "saving settings"):  # refused while another process works on it
+            return save_project(project, folder)
 
     def next_render_id(self, project: Project) -> str:
         """The next free render number ("001", "002", ...), after both the recorded renders and
@@ -178,6 +180,12 @@ class Workspace:
         ProjectError when ``old`` does not exist, ``new`` is invalid or taken;
         if the project file cannot be rewritten, the folder is renamed back.
         """
+        self.load(old)  # "no project named ..." before any lock
+        src = self.project_dir(old)
+        with project_lock(src, "renaming"):
+            return self._rename(old, new)
+
+    def _rename(self, old: str, new: str) -> Project:
         project = self.load(old)
         src = self.project_dir(old)
         dst = self.project_dir(new)
@@ -188,6 +196,10 @@ class Workspace:
             os.rename(src, dst)
         except OSError as exc:
             raise ProjectError(f"cannot rename {src} to {dst}: {describe_os_error(exc)}") from exc
+        try:  # the lock moved with the folder: release it under its new path
+            (dst / LOCK_NAME).unlink()
+        except OSError:
+            pass
         project.name = new
         try:
             save_project(project, dst)
@@ -212,7 +224,8 @@ class Workspace:
             raise ProjectError(f"no project named {name!r} in {self.root}")
         doomed = self.root / f".deleting-{folder.name}-{os.getpid()}"
         try:
-            os.rename(folder, doomed)
+            with project_lock(folder, "deleting"):
+                os.rename(folder, doomed)
         except OSError as exc:
             raise ProjectError(f"cannot delete {folder}: {describe_os_error(exc)}") from exc
         shutil.rmtree(doomed, ignore_errors=True)

@@ -16,6 +16,15 @@ from stemmaster.errors import StemmasterError
 
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a closed SSH session, a `kill`): unwound like Ctrl-C, so every job cleans up."""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised through a subprocess
+    raise Terminated()
 
 
 def _workspace(args):
@@ -245,6 +254,31 @@ def _is_name(text: str) -> bool:
         return False
 
 
+def cmd_export(args) -> int:
+    from stemmaster.deliver.export import export_render
+
+    ws = _workspace(args)
+    project = ws.load(args.name)
+    metadata = {k: v for k, v in (("title", args.title), ("artist", args.artist), ("album", args.album),
+                                  ("isrc", args.isrc)) if v}
+    outcome = _run_with_progress("export", lambda p: export_render(
+        project, ws.project_dir(project.name), render_id=args.render,
+        versions=[v.strip() for v in args.versions.split(",") if v.strip()] + list(args.mix or []),
+        formats=[f.strip() for f in args.formats.split(",") if f.strip()], out_rate=args.rate,
+        reference=Path(args.reference) if args.reference else None, stem_masters=args.stem_masters,
+        metadata=metadata, clean_edges=not args.no_clean, progress=p))
+    print(f"deliverables of {project.name!r} in {outcome.folder} ({outcome.seconds:.1f} s)")
+    for v in outcome.versions:
+        extra = f", safety limiter {v['safety_limiter_db']:.2f} dB" if v["safety_limiter_db"] > 0 else ""
+        print(f"  {v['version']}: {v['description']}{extra}")
+    for f in outcome.files:
+        print(f"  {f['file']}: {f['integrated_lufs']:.1f} LUFS, {f['true_peak_dbtp']:.2f} dBTP")
+    if outcome.reference:
+        print(f"  matched to {outcome.reference['file']}")
+    print(f"  {outcome.folder / 'manifest.json'}")
+    return 0
+
+
 def cmd_rename(args) -> int:
     project = _workspace(args).rename(args.name, args.new_name)
     print(f"renamed {args.name!r} to {project.name!r}")
@@ -466,6 +500,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the verdict and findings as JSON")
     p.set_defaults(func=cmd_diagnose)
 
+    p = sub.add_parser("export", help="deliverables of a render: versions, stem masters, formats, manifest")
+    p.add_argument("name")
+    p.add_argument("--render", help="render id (default: the latest)")
+    p.add_argument("--versions", default="main",
+                   help="comma-separated: main, instrumental, acapella, tv, performance (default main)")
+    p.add_argument("--mix", action="append", metavar="NAME=STEM:DB,STEM:mute,...",
+                   help="a custom version of stem levels, e.g. club=vocals:-2,drums:+1; repeatable")
+    p.add_argument("--formats", default="wav24", help="comma-separated: wav16, wav24, wav32f, flac16, flac24, mp3")
+    p.add_argument("--rate", type=int, choices=[44100, 48000], help="output sample rate (default: the render's)")
+    p.add_argument("--reference", metavar="FILE", help="steer EQ, loudness and width toward a released track")
+    p.add_argument("--stem-masters", action="store_true", help="also each stem's share of the master (they sum to it)")
+    p.add_argument("--no-clean", action="store_true", help="leave the start and end as they are")
+    p.add_argument("--title")
+    p.add_argument("--artist")
+    p.add_argument("--album")
+    p.add_argument("--isrc")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("rename", help="rename a project")
     p.add_argument("name")
     p.add_argument("new_name")
@@ -528,14 +580,24 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (an embedding program): leave its handlers alone
+        previous = None
     try:
         return args.func(args)
     except StemmasterError as exc:
         print(f"stemmaster: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("stemmaster: interrupted; the job was stopped and nothing half-written was kept", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"stemmaster: {what}; the job was stopped and nothing half-written was kept", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -127,7 +127,10 @@ class MasterSettings:
         if unknown:
             raise SettingsError(f"unknown master section(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         base = cls()
-        bus = _merge(BusSettings, base.bus, data.get("bus", {}), "bus")
+        bus_data = dict(data.get("bus", {}))
+        if bus_data and "profile" not in bus_data:
+            bus_data["profile"] = None  # to_dict() leaves out a custom (None) profile: it is not the default's
+        bus = _merge(BusSettings, base.bus, bus_data, "bus")
         eq = _merge(ToneEQ, base.tone_eq, data.get("tone_eq", {}), "tone_eq")
         width = _merge(StereoWidth, base.stereo_width, data.get("stereo_width", {}), "stereo_width")
         mono_data = dict(data.get("low_end_mono", {}))

@@ -93,3 +93,10 @@ def test_stems_through_the_linear_bus_times_the_gain_curve_sum_to_the_master():
     total = sum(bus_linear(v, 44100, settings, result.staging_gain_db) * result.bus_gain for v in stems.values())
     err_db = 20 * np.log10(np.abs(total - result.audio).max() / np.abs(result.audio).max())
     assert err_db < -200.0
+
+
+def test_a_custom_bus_survives_the_project_file_round_trip():
+    custom = MasterSettings().with_bus(profile=None, target_lufs=-12.0, ceiling_dbtp=-0.8)
+    back = MasterSettings.from_dict(custom.to_dict())
+    assert back.bus.profile is None and back.bus.target_lufs == -12.0 and back == custom
+    assert MasterSettings.from_dict({}).bus.profile == MasterSettings().bus.profile  # nothing recorded: defaults

@@ -295,6 +295,12 @@ def cmd_delete(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    from stemmaster.batch import run_cli
+
+    return run_cli(args)
+
+
 def cmd_tui(args) -> int:
     from tui.app import main as tui_main
 
@@ -463,6 +469,32 @@ def _add_separation_options(p: argparse.ArgumentParser) -> None:
                    help="what the model left out goes into 'other' (default) or a stem of its own")
 
 
+def _add_batch_parser(sub) -> None:
+    """The ``batch`` subcommand (stemmaster.batch is imported only when it runs: it is not light)."""
+    from stemmaster.profiles import PROFILES
+
+    p = sub.add_parser("batch", help="every song in a folder (stereo files, stems folders) to a master, "
+                                     "in parallel and resumable, locally or on Ray")
+    p.add_argument("input_dir", metavar="INPUT_DIR", help="stereo audio files (separated first) and folders of stems")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
+                   help="a folder per song, done.json when finished, summary.csv and summary.md")
+    p.add_argument("--profile", choices=list(PROFILES), help="release profile (target and ceiling)")
+    p.add_argument("--auto", action="store_true", help="apply each song's diagnosis' repairs before mastering")
+    p.add_argument("--no-checks", action="store_true", help="skip the release checks (faster)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="songs at once: worker processes (default 1), or a local Ray instance's CPUs (default all)")
+    p.add_argument("--separations", type=int, metavar="N",
+                   help="separations at once (default 1; on Ray, the cluster's GPUs, or 1 without)")
+    p.add_argument("--separation-threads", type=int, metavar="N",
+                   help="torch threads of a CPU separation (default: this machine's cores); the same number "
+                        "gives the same stems locally and on Ray")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray: a local instance, or the cluster at ADDRESS (needs the 'ray' extra); "
+                        "give it after INPUT_DIR or as --ray=ADDRESS")
+    _add_separation_options(p)
+    p.set_defaults(func=cmd_batch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stemmaster", description="Stem-aware remastering workstation.")
     parser.add_argument("--workspace", help="folder of projects (default: $STEMMASTER_WORKSPACE or ./projects)")
@@ -528,6 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="confirm: delete the project folder")
     p.set_defaults(func=cmd_delete)
 
+    _add_batch_parser(sub)
+
     p = sub.add_parser("tui", help="the terminal UI: projects, repairs, jobs and reports, keyboard first")
     p.set_defaults(func=cmd_tui)
 
@@ -590,6 +624,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except StemmasterError as exc:
         print(f"stemmaster: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # a full disk, a vanished folder: the file and the reason, one line
+        from stemmaster.atomic import describe_os_error
+
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"stemmaster: error: {where}{describe_os_error(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, Terminated) else "interrupted"

@@ -32,12 +32,13 @@ from stemmaster.stem_import import import_render, import_stems
 def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSettings], MasterSettings] | None = None,
              progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
              separation: SeparationOptions | None = None, checks: bool = True,
-             auto: bool = False) -> RenderOutcome:
+             auto: bool = False, separate: Callable[..., bool] | None = None) -> RenderOutcome:
     """Master ``src`` into ``outdir`` (created if needed): a folder of stems as they are, or a
     render file separated first with ``separation`` (default options if None). ``checks``: run
     the release checks on OUTDIR once the master is in place (``pipeline.run_checks_phase``).
     The source's diagnosis goes into the report; ``auto`` applies its repairs first and reports
-    each finding's measurement before and after."""
+    each finding's measurement before and after. ``separate``: the separation step, with
+    ``separate_project``'s signature (a batch wraps it to bound concurrent separations)."""
     progress = progress or (lambda f, m: None)
     if not src.exists():
         raise StemmasterError(f"{src}: no such file or folder")
@@ -60,7 +61,7 @@ def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSet
             rate, sources = import_render(src, project_dir, progress=_sub(progress, 0.0, 0.05))
             project = Project(name=src.stem, created=utc_now_iso(), source_kind="render", sample_rate=rate,
                               sources=sources, stems=[], master={}, renders=[])
-            separate_project(project, project_dir, separation or SeparationOptions(), save=lambda p: None,
+            (separate or separate_project)(project, project_dir, separation or SeparationOptions(), save=lambda p: None,
                              progress=_sub(progress, 0.05, 0.7), cancel=cancel)
             stems, record = project.stems, project.separation
             render_from = 0.7

@@ -12,9 +12,14 @@ with the file's path and says what is wrong.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import struct
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,12 +31,14 @@ from scipy.signal import firwin, resample_poly
 from stemmaster.atomic import copy_mode_if_exists, describe_os_error, fsync_dir, remove_quietly, temp_path_for
 from stemmaster.errors import AudioError
 
+log = logging.getLogger(__name__)
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".aif", ".aiff", ".mp3", ".ogg", ".oga")
 WRITE_SUBTYPES: tuple[str, ...] = ("PCM_16", "PCM_24", "FLOAT")
 _WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 _WRITE_CHUNK = 1 << 18  # frames per block when writing
 _WAV_LIMIT = 0xFFFFFFFF - (1 << 20)  # bytes: beyond this a RIFF WAV is written as RF64
 _SUPPORTED = "WAV, FLAC, AIFF, MP3 or OGG"
+_DECODE_SHORTFALL = 1152  # frames (one MPEG frame) a decode may fall short of the header's length before it counts as cut off
 _TRUNCATION_SLACK = 1024  # bytes a WAV's data chunk may fall short of its header (sloppy writers) before it counts as cut off
 
 
@@ -123,6 +130,41 @@ def _open_error(path: Path, exc: Exception) -> AudioError:
     return AudioError(f"{path}: {_libsndfile_reason(exc, path)}{hint}")
 
 
+@contextmanager
+def _decoder_chatter(path: Path):
+    """While an MP3 is opened or decoded, keep libmpg123's own messages ("Note: Illegal
+    Audio-MPEG-Header ...", written straight to file descriptor 2) off the terminal, so an
+    error stays one line.
+
+    Yields a list that holds, afterwards, what the decoder said (one line, or nothing).
+    """
+    said: list[str] = []
+    if path.suffix.lower() != ".mp3":
+        yield said
+        return
+    with _CHATTER_LOCK:  # file descriptor 2 is the process's: one redirection at a time
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            yield said
+            return
+        with tempfile.TemporaryFile() as sink:
+            try:
+                os.dup2(sink.fileno(), 2)
+                yield said
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                text = _one_line(sink.read(4096).decode("utf-8", "replace"))
+                if text:
+                    said.append(text[:300])
+
+
+_CHATTER_LOCK = threading.Lock()
+
+
 def _check_channels(path: Path, channels: int) -> None:
     if channels > 2:
         raise AudioError(f"{path}: {channels} channels; stemmaster takes mono or stereo")
@@ -135,14 +177,25 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
     Raises AudioError for a missing or empty file, an unreadable, unsupported or
     truncated file, zero frames, more than two channels, or NaN/Inf samples
-    (giving how many and, in seconds, where the first is).
+    (giving how many and, in seconds, where the first is). A compressed file
+    whose decoding fails or stops short of the length its header gives (an MP3
+    with garbage in the middle: libmpg123 gives up at the damage) is refused as
+    corrupt rather than returned cut off; damage the decoder resyncs past
+    (a short glitch, full length) is read, and logged as a warning.
     """
     path = _checked_path(path)
     try:
-        with sf.SoundFile(str(path)) as f:
+        with _decoder_chatter(path) as decoder_said, sf.SoundFile(str(path)) as f:
             _check_channels(path, f.channels)
             sample_rate = int(f.samplerate)
-            data = f.read(dtype="float32", always_2d=True)
+            expected = int(f.frames)
+            try:
+                data = f.read(dtype="float32", always_2d=True)
+            except (sf.SoundFileError, RuntimeError) as exc:
+                raise AudioError(
+                    f"{path}: corrupt: the decoder failed part-way through ({_one_line(str(exc)).rstrip('.')}); "
+                    "damaged data in the file? re-export or re-download it"
+                ) from exc
     except AudioError:
         raise
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
@@ -155,6 +208,15 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: invalid sample rate {sample_rate} Hz")
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no audio (0 frames)")
+    if expected > 0 and expected - data.shape[0] > _DECODE_SHORTFALL:
+        # libmpg123 stops at damage it cannot resync past and returns what it had: the song,
+        # cut off there, with nothing to say so.
+        raise AudioError(
+            f"{path}: corrupt: decoding stopped at {data.shape[0] / sample_rate:.2f} s of "
+            f"{expected / sample_rate:.2f} s (damaged data in the file? re-export or re-download it)"
+        )
+    if decoder_said:  # damage the decoder resynced past: the file is whole, with a glitch
+        log.warning("%s: the MP3 decoder reported damaged data and skipped it: %s", path, decoder_said[0])
     audio = np.ascontiguousarray(data.T)
     finite = np.isfinite(audio)
     if not finite.all():
@@ -198,7 +260,8 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     """
     path = _checked_path(path)
     try:
-        info = sf.info(str(path))
+        with _decoder_chatter(path):
+            info = sf.info(str(path))
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
         raise _open_error(path, exc) from exc
     except OSError as exc:

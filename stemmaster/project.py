@@ -14,9 +14,15 @@ Format rules:
   ``None`` inside ``master`` or ``chain`` settings) are omitted on save, and a
   missing optional field loads as its default.
 * Float fields accept integers in the file (``gain_db = 0``) and load as float.
-* Unknown keys are errors (they are probably typos), except inside the
-  free-form ``master`` and ``stems[i].chain`` tables, which are stored exactly
-  as given (strings, numbers, booleans, lists and nested tables).
+* Unknown keys are errors (they are probably typos), everywhere: the
+  ``master`` sections and the processors of ``stems[i].chain`` must be ones
+  stemmaster has, with their own settings.
+* Settings are checked on load as a render would check them: the type each
+  setting declares, finite numbers, and each in its allowed range
+  (``stems[0].chain.low_end_mono.crossover_hz = -5.0 is out of range (allowed
+  ...)``, ``master.bus.ceiling_dbtp = 0.5 is out of range (allowed -20.0 to
+  0.0)``), so a hand edit fails when the project is opened, not half-way
+  through a render. ``separation.settings`` is a record and stays free-form.
 * Paths are relative to the project folder, use ``/`` and may not leave it.
 """
 
@@ -40,6 +46,7 @@ from stemmaster.roles import ROLES
 SCHEMA_VERSION = 1
 PROJECT_FILE = "project.toml"
 SOURCE_KINDS = ("render", "stems")
+STEM_GAIN_RANGE_DB = (-60.0, 24.0)  # a stem's level into the mix, as `stemmaster repair --gain-db` allows
 
 
 @dataclass
@@ -353,6 +360,9 @@ def _load_stem(file: Path, table: Any, where: str) -> Stem:
     _check_relpath(r, f"{where}.source", s.source, "source")
     if not math.isfinite(s.gain_db):
         r.fail(f"{where}.gain_db", f"= {s.gain_db} must be a finite number")
+    lo, hi = STEM_GAIN_RANGE_DB
+    if not lo <= s.gain_db <= hi:
+        r.fail(f"{where}.gain_db", f"= {s.gain_db} is out of range (allowed {lo} to {hi})")
     for kind, settings in s.chain.items():
         if not isinstance(settings, dict):
             r.fail(f"{where}.chain.{kind}", f"must be a table of settings, got {_describe(settings)}")
@@ -448,7 +458,111 @@ def project_from_dict(doc: dict[str, Any], file: str | Path = PROJECT_FILE) -> P
         if rec.id in ids:
             r.fail(f"renders[{i}].id", f"= {rec.id!r} is used by another render")
         ids.add(rec.id)
+    for i, stem in enumerate(project.stems):
+        _check_chain(r, f"stems[{i}].chain", stem.chain)
+    _check_master(r, project.master)
     return project
+
+
+# ---------------------------------------------------------------- settings in the file
+
+def _check_value(r: _Reader, where: str, value: Any, annotation: Any) -> None:
+    """The type a setting's dataclass field declares (``"float"``, ``"int | None"``, ...), and a finite number."""
+    t = str(annotation).replace(" ", "")
+    if t.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            r.fail(where, f"must be a number, got {_describe(value)}")
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:
+            finite = False
+        if not finite:
+            r.fail(where, f"= {value!r} must be a finite number")
+    elif t.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            r.fail(where, f"must be an integer, got {_describe(value)}")
+    elif t == "bool":
+        if not isinstance(value, bool):
+            r.fail(where, f"must be true or false, got {_describe(value)}")
+    elif t.startswith("str"):
+        if not isinstance(value, str):
+            r.fail(where, f"must be text, got {_describe(value)}")
+    elif t.startswith("tuple[int"):
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            r.fail(where, f"must be an array of integers, got {_describe(value)}")
+
+
+def _check_table(r: _Reader, where: str, table: dict[str, Any], cls: type, extra: dict[str, str]) -> None:
+    """Every key of a settings table is a field of ``cls`` (or in ``extra``) and has the field's type."""
+    types = {f.name: f.type for f in fields(cls)}
+    types.update(extra)
+    unknown = [k for k in table if k not in types]
+    if unknown:
+        raise ProjectError(
+            f"{r.file}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(f'{where}.{k}' for k in unknown)} "
+            f"(known: {', '.join(types)})"
+        )
+    for key, value in table.items():
+        _check_value(r, f"{where}.{key}", value, types[key])
+
+
+_SETTING_MESSAGE = re.compile(r"^(?:[\w]+\.)?(?P<key>\w+) (?P<rest>(?:=|must|is) .*)$")
+
+
+def _settings_failure(r: _Reader, where: str, exc: Exception, keys) -> None:
+    """A SettingsError (or a constructor's TypeError/ValueError) as a ProjectError naming ``where.key``."""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    m = _SETTING_MESSAGE.match(msg)
+    if m and m["key"] in keys:
+        r.fail(f"{where}.{m['key']}", m["rest"])
+    named = [k for k in keys if re.search(rf"\b{re.escape(k)}\b", msg)]
+    if len(named) == 1:  # "unknown profile 'radio' (known: ...)"
+        r.fail(f"{where}.{named[0]}", f"is not valid: {msg}")
+    r.fail(where, f"is not valid: {msg}")
+
+
+def _check_chain(r: _Reader, where: str, chain: dict[str, Any]) -> None:
+    """A stem's repair chain: known processors, known settings of the right type, each in its range."""
+    from stemmaster.errors import SettingsError
+    from stemmaster.repair import PROCESSORS  # here, not at the top: the DSP is only needed once a chain is read
+
+    for kind, entry in chain.items():
+        at = f"{where}.{kind}"
+        cls = PROCESSORS.get(kind)
+        if cls is None:
+            r.fail(at, f"is not a repair processor (known: {', '.join(PROCESSORS)})")
+        _check_table(r, at, entry, cls, {"enabled": "bool"})
+        values = {k: v for k, v in entry.items() if k != "enabled"}
+        try:
+            cls.from_settings(values)
+        except (SettingsError, TypeError, ValueError, ArithmeticError) as exc:
+            _settings_failure(r, at, exc, values)
+
+
+def _check_master(r: _Reader, master: dict[str, Any]) -> None:
+    """The ``master`` table: known sections and settings of the right type, each in its range."""
+    import dataclasses
+    import typing
+
+    from stemmaster.errors import SettingsError
+    from stemmaster.master import MasterSettings
+
+    hints = typing.get_type_hints(MasterSettings)
+    defaults = MasterSettings().to_dict()
+    sections = {name: hints[name] for name in defaults if dataclasses.is_dataclass(hints.get(name))}
+    for section, table in master.items():
+        at = f"master.{section}"
+        if section not in sections:
+            raise ProjectError(f"{r.file}: unknown key {at} (known sections: {', '.join(sections)})")
+        _check_table(r, at, table, sections[section], {"enabled": "bool"} if "enabled" in defaults[section] else {})
+        try:
+            MasterSettings.from_dict({section: dict(table)})
+        except (SettingsError, TypeError, ValueError, ArithmeticError) as exc:
+            _settings_failure(r, at, exc, table)
+    try:
+        MasterSettings.from_dict({k: dict(v) for k, v in master.items()})
+    except (SettingsError, TypeError, ValueError, ArithmeticError) as exc:
+        _settings_failure(r, "master", exc, ())
 
 
 def load_project(folder: str | Path) -> Project:

@@ -5,7 +5,10 @@ stems: every original is copied byte for byte into ``source/`` (the originals
 are only ever read), and a stereo 32-bit float WAV at the project rate is
 written to ``stems/<name>.wav`` for each. Mono becomes dual mono, other rates
 are resampled (:func:`stemmaster.audio_io.resample`), and shorter stems are
-padded with silence at the end to the longest.
+padded with silence at the end to the longest. The project rate is the
+stems' most common one, whatever it is: 8 kHz (telephone) and 192 kHz
+material is imported and mastered at its own rate (``sample_rate`` picks
+another, from 8000 to 768000 Hz).
 
 It is meant to fill a fresh project folder (the workspace builds projects in a
 temporary folder and renames it into place), so it does not clean up after
@@ -21,7 +24,9 @@ logger and mentions them in a progress message.
 
 Errors: AudioError naming the file for anything wrong with an audio file
 (unreadable, NaN/Inf, more than two channels, a length far from the others:
-more than max(2 s, 10 %) shorter or longer), or for a folder with no audio;
+more than max(2 s, 10 %) shorter or longer), for a song shorter than 0.4 s
+(one loudness block: it could not be mastered to a loudness target), for
+stems that are all silent, or for a folder with no audio;
 SettingsError for a bad role override or sample rate; ProjectError when the
 project folder cannot be written (a full disk).
 """
@@ -56,6 +61,7 @@ SOURCE_DIR = "source"
 STEMS_DIR = "stems"
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 768000
+MIN_DURATION_S = 0.4  # one BS.1770 gating block: anything shorter has no loudness to master to
 LENGTH_TOLERANCE_S = 2.0
 LENGTH_TOLERANCE_FRACTION = 0.10
 _PAD_CHUNK = 1 << 18
@@ -193,6 +199,15 @@ def check_lengths(items: list[tuple[str, float]]) -> None:
     )
 
 
+def check_min_duration(name: str | os.PathLike, duration_s: float) -> None:
+    """AudioError naming ``name`` when the song is shorter than :data:`MIN_DURATION_S`."""
+    if duration_s < MIN_DURATION_S:
+        raise AudioError(
+            f"{name}: {duration_s:.2f} s long; stemmaster needs at least {MIN_DURATION_S:g} s "
+            "(one loudness-measurement block) to master a song"
+        )
+
+
 def _copy_source(original: Path, project_dir: Path, name: str | None = None) -> tuple[Path, str]:
     """Copy ``original`` into ``source/`` byte for byte; return (copy path, sha256). Checks the copy."""
     dest = project_dir / SOURCE_DIR / (name or original.name)
@@ -318,6 +333,8 @@ def import_stems(
     for p, pk in zip(planned, peaks):
         if pk == 0.0:
             log.warning("%s is silent (all samples are zero)", p.file)
+    longest = int(np.argmax(lengths))
+    check_min_duration(planned[longest].file, lengths[longest] / rate)
 
     # Pass 3: pad the shorter stems with silence at the end.
     target = max(lengths)
@@ -354,6 +371,7 @@ def import_render(
     audio, rate = read_audio(render_file)
     if not np.any(audio):
         raise AudioError(f"{render_file}: silent (all samples are zero); nothing to master")
+    check_min_duration(render_file, audio.shape[1] / rate)
     source = SourceFile(f"{SOURCE_DIR}/{copy.name}", render_file.name, digest, rate, audio.shape[0], audio.shape[1])
     _report(progress, 1.0, f"imported {render_file.name} ({rate} Hz, {'stereo' if audio.shape[0] == 2 else 'mono'})")
     return rate, [source]

@@ -41,13 +41,14 @@ def make_project(name: str = "Ünïcödé Sông (ソング)") -> Project:
         stems=[
             Stem("Lead Vox — take 2", "vocals", "stems/Lead Vox — take 2.wav", "source/Lead Vox — take 2.wav",
                  gain_db=-1.5, mute=False, solo=True,
-                 chain={"deess": {"threshold_db": -30.0, "enabled": True}, "eq": {"bands": [[100.0, -2.0], [8000.0, 1.5]]}}),
+                 chain={"deesser": {"threshold_db": 9.0, "enabled": True}, "highpass": {"highpass_hz": 80.0, "order": 4}}),
             Stem("Drüms", "drums", "stems/Drüms.wav", "source/Drüms.flac"),
         ],
         master={
-            "eq": {"low_shelf_db": 0.5, "tilt": [1, 2, 3], "name": "warm"},
-            "limiter": {"ceiling_dbtp": -1.0, "lookahead_ms": 5, "oversample": True},
-            "empty_stage": {},
+            "tone_eq": {"low_shelf_db": 0.5, "tilt_db": -1.0},
+            "true_peak_limiter": {"lookahead_ms": 5.0},
+            "export": {"bit_depths": [24, 16], "dither": "tpdf"},
+            "stereo_width": {},
         },
         renders=[
             RenderRecord("001", "2024-05-01T12:05:00Z", "streaming", -14.0, -1.0, -14.02, -1.03, "renders/001"),
@@ -151,24 +152,25 @@ def test_toml_is_plain_and_omits_none(tmp_path):
     assert doc["schema_version"] == SCHEMA_VERSION
     assert "profile" not in doc["renders"][1]
     assert doc["renders"][0]["profile"] == "streaming"
-    assert doc["stems"][0]["chain"]["deess"]["threshold_db"] == -30.0
+    assert doc["stems"][0]["chain"]["deesser"]["threshold_db"] == 9.0
     assert "null" not in text.lower()
 
 
 def test_numpy_values_and_none_in_settings_are_saved_plainly(tmp_path):
     project = make_project()
-    project.master = {"eq": {"gain_db": np.float32(1.5), "n": np.int64(3), "off": None, "arr": np.array([1.0, 2.0])}}
+    project.master = {"tone_eq": {"tilt_db": np.float32(1.5), "low_mid_db": None},
+                      "export": {"dither_seed": np.int64(3), "bit_depths": np.array([24, 16]), "sample_rate": None}}
     project.stems[1].gain_db = 2  # an int in a float field
     save_project(project, tmp_path)
     loaded = load_project(tmp_path)
-    assert loaded.master == {"eq": {"gain_db": 1.5, "n": 3, "arr": [1.0, 2.0]}}
+    assert loaded.master == {"tone_eq": {"tilt_db": 1.5}, "export": {"dither_seed": 3, "bit_depths": [24, 16]}}
     assert loaded.stems[1].gain_db == 2.0 and isinstance(loaded.stems[1].gain_db, float)
 
 
 def test_unsavable_value_names_the_field(tmp_path):
     project = make_project()
-    project.master = {"eq": {"curve": object()}}
-    with pytest.raises(ProjectError, match=r"master\.eq\.curve is a object"):
+    project.master = {"tone_eq": {"curve": object()}}
+    with pytest.raises(ProjectError, match=r"master\.tone_eq\.curve is a object"):
         save_project(project, tmp_path)
     assert not (tmp_path / "project.toml").exists()
 

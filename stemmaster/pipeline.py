@@ -459,6 +459,13 @@ def _render_project(project: Project, project_dir: Path, settings: MasterSetting
                                separation=asdict(project.separation) if project.separation else None,
                                checks_pending=checks)
         os.replace(tmp, final)
+    except (AudioError, ProjectError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        # say which project, and name the render as the user knows it, not its temporary folder
+        text = str(exc).replace(str(tmp), f"{final} (not written)")
+        if project.name not in text:
+            text = f"project {project.name!r}: {text}"
+        raise type(exc)(text) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -86,6 +86,36 @@ def remove_quietly(path: Path) -> None:
         pass
 
 
+def land_file(tmp: Path, final: Path) -> None:
+    """Make a fully written temporary file ``tmp`` the file ``final``: fsync its data, keep
+    ``final``'s permissions if it exists, rename over it, fsync the folder."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    copy_mode_if_exists(final, tmp)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0 only checks; nothing is sent).
+
+    Only asked on POSIX: on Windows ``os.kill`` would terminate the process, so
+    there every process counts as alive (stale files stay rather than being stolen).
+    """
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see the module docstring for the error contract)."""
     path = Path(path)

@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import firwin, resample_poly
 
-from stemmaster.atomic import copy_mode_if_exists, describe_os_error, fsync_dir, remove_quietly, temp_path_for
+from stemmaster.atomic import describe_os_error, land_file, remove_quietly, temp_path_for
 from stemmaster.errors import AudioError
 
 log = logging.getLogger(__name__)
@@ -335,13 +335,7 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
         written = sf.info(str(tmp)).frames
         if written != frames:
             raise AudioError(f"{path}: write incomplete ({written} of {frames} frames; is the disk full?)")
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        copy_mode_if_exists(path, tmp)
-        os.replace(tmp, path)
+        land_file(tmp, path)
         tmp = None
     except AudioError:
         raise
@@ -352,7 +346,6 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *,
     finally:
         if tmp is not None:
             remove_quietly(tmp)
-    fsync_dir(path.parent)
 
 
 # ---------------------------------------------------------------- resampling

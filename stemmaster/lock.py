@@ -24,23 +24,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from stemmaster.atomic import pid_alive
 from stemmaster.errors import ProjectError
 
 LOCK_NAME = ".lock"
 _held: dict[str, int] = {}  # lock path -> depth, in this process
 _guard = threading.Lock()
-
-
-def _pid_alive(pid: int) -> bool:
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _read(path: Path) -> dict:
@@ -106,7 +95,7 @@ def _acquire(path: Path, purpose: str) -> None:
             if info.get("host") not in (None, me["host"]):
                 raise ProjectError(_busy_message(path.parent, info)
                                    + f" (held from another host: delete {path} if that job is gone)") from None
-            if isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid):
+            if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
                 raise ProjectError(_busy_message(path.parent, info)) from None
             try:  # stale (its process is gone) or unreadable: take it over
                 path.unlink()

@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from stemmaster.atomic import describe_os_error, fsync_dir
+from stemmaster.atomic import describe_os_error, fsync_dir, pid_alive
 from stemmaster.errors import ProjectError
 from stemmaster.lock import LOCK_NAME, project_lock
 from stemmaster.project import PROJECT_FILE, Project, load_project, save_project, utc_now_iso
@@ -309,22 +309,5 @@ class Workspace:
             rest = entry.name[len(prefix):] if entry.name.startswith(prefix) else ""
             if not rest.isdigit() or int(rest) == os.getpid():
                 continue
-            if not _pid_alive(int(rest)):
+            if not pid_alive(int(rest)):
                 shutil.rmtree(entry, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (signal 0 only checks; nothing is sent).
-
-    Only asked on POSIX: on Windows ``os.kill`` would terminate the process,
-    so there every process counts as alive and stale folders stay.
-    """
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True

@@ -22,7 +22,7 @@ from separation.testing import tiny_model_repo  # noqa: E402
 from stemmaster.audio_io import write_audio  # noqa: E402
 from stemmaster.cli import build_parser
 from stemmaster.batch import (  # noqa: E402
-    MASTER_NAME, BatchOptions, Job, Song, input_hash, is_done, run_cli, run_song, sort_rows)
+    MASTER_NAME, BatchOptions, Job, Song, input_hash, is_done, run_song, sort_rows)
 from stemmaster.demo import demo_mix, make_demo_stems  # noqa: E402
 from tests.helpers import REPO  # noqa: E402
 

@@ -70,7 +70,7 @@ import numba
 import numpy as np
 from mutagen import MutagenError
 
-from stemmaster.atomic import copy_mode_if_exists, describe_os_error, fsync_dir, remove_quietly
+from stemmaster.atomic import describe_os_error, land_file, remove_quietly
 from stemmaster.audio_io import resample, write_audio
 from stemmaster.checks.codec import MP3_QUALITY, encode_rate
 from stemmaster.dsp.dither import quantize, tpdf_noise
@@ -439,14 +439,7 @@ def _temp_name(final: Path) -> Path:
 
 
 def _land(tmp: Path, final: Path) -> None:
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    copy_mode_if_exists(final, tmp)
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
+    land_file(tmp, final)
 
 
 def check_format(fmt: str) -> FormatSpec:

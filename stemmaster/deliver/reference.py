@@ -60,7 +60,6 @@ from scipy import optimize, signal
 
 from stemmaster.checks.translation import long_term_spectra
 from stemmaster.dsp.eq import ToneEQ
-from stemmaster.dsp.width import StereoWidth
 from stemmaster.errors import AudioError, SettingsError
 from stemmaster.master import MasterSettings, bus_linear
 from stemmaster.meters.loudness import gated_loudness_lufs

@@ -42,8 +42,9 @@ class Tmux:
     def start(self, command: str) -> None:
         self.run("new-session", "-d", "-s", self.session, "-x", "80", "-y", "24", command)
 
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", self.session, check=False)
+    def screen(self, escapes: bool = False) -> str:
+        """The pane's text; with ``escapes``, with the SGR sequences of its colours and attributes."""
+        return self.run("capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.session, check=False)
 
     def keys(self, *keys: str) -> None:
         self.run("send-keys", "-t", self.session, *keys)
@@ -78,8 +79,7 @@ def test_tui_in_tmux_opens_and_masters(tmp_path):
     ws = Workspace(tmp_path / "ws")
     ws.create_from_stems("tmux song", stems)
 
-    code = f"from tui.app import main; main({str(ws.root)!r})"
-    command = f"cd {REPO} && exec {sys.executable} -c {_quote(code)}"
+    command = app_command(ws, "TERM=xterm-256color")
     tmux = Tmux()
     try:
         tmux.start(command)
@@ -96,6 +96,40 @@ def test_tui_in_tmux_opens_and_masters(tmp_path):
         # the master's absolute path shows (however it wraps)
         master = ws.root / "tmux song" / "renders" / "001" / "master_24bit.wav"
         tmux.wait_for(re.escape("".join(str(master).split())), squeeze=True)
+        tmux.keys("q")
+        for _ in range(100):
+            if not tmux.alive():
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the app did not quit on q; the screen was:\n{tmux.screen()}")
+    finally:
+        tmux.kill()
+
+
+def app_command(ws: Workspace, env: str) -> str:
+    """The shell command running the app on ``ws`` with the environment settings ``env`` (``A=1 -u B``)."""
+    code = f"from tui.app import main; main({str(ws.root)!r})"
+    return f"cd {REPO} && exec env {env} {sys.executable} -c {_quote(code)}"
+
+
+def test_tui_in_tmux_16_colours(tmp_path):
+    """16 colours (no COLORTERM, TEXTUAL_COLOR_SYSTEM=standard): the projects list shows, drawn with
+    the 16 standard colours only (no 256-colour or RGB sequence on the screen), and q quits."""
+    stems = tmp_path / "stems"
+    stems.mkdir()
+    for name, audio in make_demo_stems(duration_s=10).items():
+        write_audio(stems / f"{name}.wav", audio, 44100)
+    ws = Workspace(tmp_path / "ws")
+    ws.create_from_stems("sixteen", stems)
+    tmux = Tmux()
+    try:
+        tmux.start(app_command(ws, "-u COLORTERM TERM=xterm-256color TEXTUAL_COLOR_SYSTEM=standard"))
+        screen = tmux.wait_for(r"sixteen\s+stems\s+new")
+        assert "Quit" in screen
+        coloured = tmux.screen(escapes=True)
+        assert "\x1b[" in coloured  # it is drawn in colour...
+        assert not re.search(r"\x1b\[[0-9;]*[34]8;[25];", coloured), "a 256-colour or RGB colour was used"
         tmux.keys("q")
         for _ in range(100):
             if not tmux.alive():

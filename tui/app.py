@@ -37,6 +37,8 @@ class StemmasterApp(App):
         self.notices: list[tuple[str, str]] = []  # (severity, message) of every notification, oldest first
         self.quitting = False
         self.running_jobs: set[threading.Event] = set()  # the cancel events of the jobs running now
+        # no animations (the tabs' underline slides, scrolling glides): less to send over SSH, keys answered at once
+        self.animation_level = "none"
 
     def on_mount(self) -> None:
         self.push_screen(ProjectsScreen(self.ws))

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from stemmaster.errors import ProjectError, StemmasterError
-from stemmaster.project import PROJECT_FILE, Project, RenderRecord
+from stemmaster.errors import ProjectError, SettingsError, StemmasterError
+from stemmaster.project import Project, RenderRecord
 from stemmaster.workspace import Workspace
 
 Progress = Callable[[float, str], None]
@@ -155,11 +153,17 @@ def _numbers(value: Any) -> list[float] | None:
 
 
 def short_term_curve(report: dict[str, Any]) -> list[float] | None:
-    """The master's short-term loudness curve (LUFS) if the report carries one, else None.
+    """The master's short-term loudness (LUFS, once a second) if the report carries it, else None;
+    silence (``None`` in the report) is NaN here.
 
-    Looked for under the report's top level, ``master``, ``curves`` and ``plots``
-    (a list of numbers, or a table with ``lufs``/``values``).
+    ``report["checks"]["short_term"]["lufs"]`` (the release checks') first; reports without it
+    are also looked at under the top level, ``master``, ``curves`` and ``plots``.
     """
+    checks = report.get("checks")
+    if isinstance(checks, dict) and isinstance(checks.get("short_term"), dict):
+        values = _numbers(checks["short_term"].get("lufs"))
+        if values:
+            return values
     places = [report, report.get("master"), report.get("curves"), report.get("plots")]
     for place in places:
         if not isinstance(place, dict):
@@ -173,8 +177,60 @@ def short_term_curve(report: dict[str, Any]) -> list[float] | None:
 
 
 def sparkline_data(curve: list[float], floor: float = -60.0) -> list[float]:
-    """The curve with silence (-inf, NaN, None) drawn at ``floor`` LUFS, relative to the floor."""
-    return [max(v, floor) - floor if math.isfinite(v) else 0.0 for v in curve]
+    """The curve for a sparkline: LU above ``floor`` (louder is higher); silence (None, NaN,
+    -inf) is drawn at the curve's minimum, so the music's own range fills the sparkline."""
+    finite = [v for v in curve if v is not None and math.isfinite(v)]
+    if not finite:
+        return [0.0 for _ in curve]
+    low = min(finite)
+    return [max(v if v is not None and math.isfinite(v) else low, floor) - floor for v in curve]
+
+
+def curve_span(curve: list[float]) -> str:
+    """``-20.1 to -12.0 LUFS`` (the finite values' range), ``silent`` when there is none."""
+    finite = [v for v in curve if v is not None and math.isfinite(v)]
+    return f"{min(finite):.1f} to {max(finite):.1f} LUFS" if finite else "silent"
+
+
+def translation_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The translation checks: (check, loudness LUFS, change LU, warnings) per playback model."""
+    checks = report.get("checks")
+    if not isinstance(checks, dict) or checks.get("status") != "done":
+        return []
+    rows = []
+    for t in checks.get("translation") or []:
+        if not isinstance(t, dict):
+            continue
+        change = t.get("loudness_change_lu")
+        warnings = [" ".join(str(w).split()) for w in t.get("warnings") or [] if w]
+        rows.append((str(t.get("name") or NONE), fmt(t.get("loudness_lufs")),
+                     NONE if fmt(change) == NONE else f"{float(change):+.1f}",
+                     "; ".join(warnings) if warnings else "ok"))
+    return rows
+
+
+def codec_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The codec round trips: (codec and bitrate, decoded true peak dBTP, overs, recommended ceiling dBTP)."""
+    checks = report.get("checks")
+    if not isinstance(checks, dict) or checks.get("status") != "done":
+        return []
+    rows = []
+    for c in checks.get("codec") or []:
+        if not isinstance(c, dict):
+            continue
+        name = f"{str(c.get('codec') or '?').upper()} {c.get('bitrate_kbps') or ''}k".strip()
+        if not c.get("available"):
+            rows.append((name, NONE, "not run", " ".join(str(c.get("note") or "unavailable").split())))
+            continue
+        if c.get("overs"):
+            peaks, glitches = c.get("peak_overs") or 0, c.get("glitch_overs") or 0
+            overs = f"yes ({peaks} peak, {glitches} glitch)"
+        else:
+            overs = "no"
+        rec = c.get("recommended_ceiling_dbtp")
+        rows.append((name, fmt(c.get("decoded_true_peak_dbtp"), 2), overs,
+                     fmt(rec, 1) if rec is not None else f"{fmt(c.get('ceiling_dbtp'), 1)} (keep)"))
+    return rows
 
 
 def output_files(ws: Workspace, project: Project, record: RenderRecord, report: dict[str, Any]) -> list[Path]:
@@ -252,25 +308,15 @@ def create_project(ws: Workspace, name: str, path_text: str, progress: Progress 
 
 
 def delete_project(ws: Workspace, name: str) -> Path:
-    """Remove project ``name``'s folder, only if it is a project folder directly inside the workspace.
-
-    The workspace has no delete of its own (yet): the folder is first renamed to a
-    hidden name (which listing ignores), so it disappears at once, then removed.
-    """
-    folder = ws.project_dir(name)  # ProjectError for a name that leaves the workspace
-    root = ws.root.resolve()
-    real = folder.resolve()
-    if folder.is_symlink() or real.parent != root:
-        raise ProjectError(f"{folder}: not a project folder of the workspace {ws.root}; not deleted")
-    if not (real / PROJECT_FILE).is_file():
-        raise ProjectError(f"{folder}: not a stemmaster project (no {PROJECT_FILE}); not deleted")
-    hidden = root / f".deleting-{real.name}-{os.getpid()}"
-    try:
-        os.rename(real, hidden)
-    except OSError as exc:
-        raise ProjectError(f"cannot delete {folder}: {exc.strerror or exc}") from exc
-    shutil.rmtree(hidden, ignore_errors=True)
+    """``stemmaster delete NAME --yes``: the workspace removes the project's folder; returns where it was."""
+    folder = ws.project_dir(name)
+    ws.delete(name)
     return folder
+
+
+def rename_project(ws: Workspace, old: str, new: str) -> Project:
+    """``stemmaster rename OLD NEW`` (the workspace checks the new name and that it is free)."""
+    return ws.rename(old, new)
 
 
 # ------------------------------------------------------------------ stems and chains
@@ -326,6 +372,287 @@ def set_chain_value(ws: Workspace, project: Project, stem_name: str, key: str, t
         raise
     kind, name = key.split(".", 1)
     return chain[kind][name]
+
+
+# ------------------------------------------------------------------ a stem's own settings
+
+STEM_FIELDS = ("gain_db", "mute", "solo", "role")
+STEM_KIND = "stem"  # the kind of the stem's own rows in the settings table ("stem.gain_db", ...)
+GAIN_RANGE_DB = (-60.0, 24.0)  # as ``stemmaster repair --gain-db``
+
+
+def stem_rows(stem) -> list[SettingRow]:
+    """The stem's own settings (level into the mix, mute, solo, role) as rows before its chain."""
+    values = {"gain_db": f"{stem.gain_db:g}", "mute": fmt_setting(bool(stem.mute)),
+              "solo": fmt_setting(bool(stem.solo)), "role": stem.role}
+    return [SettingRow(f"{STEM_KIND}.{name}", STEM_KIND, name, values[name]) for name in STEM_FIELDS]
+
+
+def _parse_bool(owner: str, name: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "on", "yes", "1"):
+        return True
+    if lowered in ("false", "off", "no", "0"):
+        return False
+    raise SettingsError(f"{owner}.{name} = {text!r}: expected true or false")
+
+
+def _parse_number(owner: str, name: str, text: str) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{owner}.{name} = {text!r}: expected a number") from None
+
+
+def set_stem_value(ws: Workspace, project: Project, stem_name: str, name: str, text: str) -> Any:
+    """``stemmaster repair NAME --stem S --gain-db X / --mute / --solo / --role R``: validate, then save.
+
+    A role change keeps the stem's chain, as the CLI's ``--role`` does (``--reset`` is separate).
+    """
+    from stemmaster.dsp.processor import check_range
+    from stemmaster.roles import validate_role
+
+    stem = project.stem(stem_name)
+    if name == "gain_db":
+        value: Any = _parse_number(stem.name, name, text)
+        check_range(stem.name, "gain_db", value, *GAIN_RANGE_DB)
+    elif name in ("mute", "solo"):
+        value = _parse_bool(stem.name, name, text)
+    elif name == "role":
+        value = validate_role(text)
+    else:
+        raise SettingsError(f"a stem has no setting {name!r} (known: {', '.join(STEM_FIELDS)})")
+    old = getattr(stem, name)
+    setattr(stem, name, value)
+    try:
+        ws.save(project)
+    except BaseException:
+        setattr(stem, name, old)
+        raise
+    return value
+
+
+def set_setting(ws: Workspace, project: Project, stem_name: str, key: str, text: str) -> Any:
+    """A row of the settings table: the stem's own (``stem.gain_db``...) or a chain setting."""
+    kind, name = key.split(".", 1)
+    if kind == STEM_KIND:
+        return set_stem_value(ws, project, stem_name, name, text)
+    return set_chain_value(ws, project, stem_name, key, text)
+
+
+# ------------------------------------------------------------------ the bus master's settings
+
+@dataclass
+class MasterRow:
+    key: str  # "profile", "target_lufs", "ceiling_dbtp"
+    label: str
+    value: str
+
+
+def master_settings(project: Project):
+    """The project's recorded bus master settings (``MasterSettings``; defaults where nothing is recorded)."""
+    from stemmaster.master import MasterSettings
+
+    return MasterSettings.from_dict(project.master)
+
+
+def master_rows(project: Project) -> list[MasterRow]:
+    """Profile, target and ceiling of the project's master (SettingsError if project.toml's are bad)."""
+    return [MasterRow("profile", "profile", profile_label(project)),
+            MasterRow("target_lufs", "target LUFS", f"{master_settings(project).bus.target_lufs:g}"),
+            MasterRow("ceiling_dbtp", "ceiling dBTP", f"{master_settings(project).bus.ceiling_dbtp:g}")]
+
+
+def profile_label(project: Project) -> str:
+    """The bus's profile, ``custom`` when there is none (a target or ceiling of one's own) or when
+    the recorded target and ceiling are not the profile's (a hand-edited project.toml)."""
+    from stemmaster.profiles import PROFILES
+
+    bus = master_settings(project).bus
+    p = PROFILES.get(bus.profile or "")
+    if p is None or (p.target_lufs, p.ceiling_dbtp) != (bus.target_lufs, bus.ceiling_dbtp):
+        return "custom"
+    return p.name
+
+
+def profile_choices() -> list[tuple[str, str]]:
+    """Every release profile: (name, ``name  -14 LUFS  -1 dBTP  description``, one line of 70 characters)."""
+    from stemmaster.profiles import PROFILES
+
+    def short(text: str, width: int = 34) -> str:
+        return text if len(text) <= width else text[:width - 3].rstrip() + "..."
+
+    return [(p.name, f"{p.name:<10} {p.target_lufs:>4g} LUFS {p.ceiling_dbtp:>4g} dBTP  {short(p.description)}")
+            for p in PROFILES.values()]
+
+
+def _save_master(ws: Workspace, project: Project, settings) -> None:
+    old = project.master
+    project.master = settings.to_dict()
+    try:
+        ws.save(project)
+    except BaseException:
+        project.master = old
+        raise
+
+
+def set_master_value(ws: Workspace, project: Project, key: str, text: str):
+    """Set the profile (its target and ceiling with it), or the target or ceiling alone (then the
+    master no longer follows a profile, as ``stemmaster master --target-lufs`` says); validated
+    by ``MasterSettings`` before anything is saved. Returns the new settings."""
+    settings = master_settings(project)
+    if key == "profile":
+        settings = settings.with_profile(text)
+    elif key in ("target_lufs", "ceiling_dbtp"):
+        settings = settings.with_bus(profile=None, **{key: _parse_number("bus", key, text)})
+    else:
+        raise SettingsError(f"the bus has no setting {key!r} (known: profile, target_lufs, ceiling_dbtp)")
+    _save_master(ws, project, settings)
+    return settings
+
+
+# ------------------------------------------------------------------ diagnosis
+
+class NotApplied(StemmasterError):
+    """A finding whose repair is not applied (a mix decision, or no repair of ours reaches it)."""
+
+
+SEVERITY_LABELS = {"fix_mix": "fix mix", "major": "major", "minor": "minor", "info": "info"}
+
+
+def diagnose(ws: Workspace, project: Project, *, fresh: bool = False):
+    """``stemmaster diagnose NAME``: the project's diagnosis (cached in diagnosis.json unless ``fresh``)."""
+    from stemmaster import judge
+
+    if not project.stems:
+        raise ProjectError(f"project {project.name!r} has no stems yet: separate it first (s)")
+    return judge.diagnose_project(project, ws.project_dir(project.name), use_cache=not fresh)
+
+
+def cached_diagnosis(ws: Workspace, project: Project):
+    """The diagnosis stored in diagnosis.json if it is still that of the project's stems, else None."""
+    from stemmaster import judge
+
+    if not project.stems:
+        return None
+    return judge.cached_diagnosis(project, ws.project_dir(project.name))
+
+
+def repair_text(finding) -> str:
+    """The recommended repair in ``stemmaster repair`` terms: ``bass low_end_mono crossover_hz=150``."""
+    rep = finding.repair
+    if not rep:
+        return NONE
+    settings = ", ".join(f"{k}={fmt_setting(v)}" for k, v in rep["settings"].items())
+    return f"{rep['stem']} {rep['processor']} {settings}"
+
+
+def _one(diagnosis, finding):
+    from stemmaster.diagnosis import Diagnosis
+
+    return Diagnosis(diagnosis.verdict, diagnosis.reasons, (finding,), diagnosis.source, diagnosis.measurements)
+
+
+def _auto_one(project: Project, diagnosis, finding):
+    from stemmaster.diagnosis.auto import auto_chains
+
+    return auto_chains(_one(diagnosis, finding), {s.name: s.chain for s in project.stems}, project.master)
+
+
+def finding_state(project: Project, diagnosis, finding) -> str:
+    """``mix decision``, ``no repair``, ``applied`` (the chains already hold it) or ``to apply``."""
+    if finding.repair is not None and not finding.auto:
+        return "mix decision"
+    result = _auto_one(project, diagnosis, finding)
+    if not result.applied:
+        return "no repair"
+    same = all(result.chains[s.name] == s.chain for s in project.stems)
+    from stemmaster.master import MasterSettings
+
+    try:
+        same = same and MasterSettings.from_dict(result.master) == MasterSettings.from_dict(project.master)
+    except StemmasterError:
+        same = False
+    return "applied" if same else "to apply"
+
+
+@dataclass
+class FindingRow:
+    severity: str
+    stem: str
+    message: str
+    repair: str
+    state: str
+
+    def cells(self) -> tuple[str, ...]:
+        return (self.severity, self.stem, self.state, self.repair, self.message)
+
+
+def finding_rows(project: Project, diagnosis) -> list[FindingRow]:
+    """The diagnosis' findings (worst first, as the diagnosis orders them), one row each."""
+    return [FindingRow(SEVERITY_LABELS.get(f.severity, f.severity), f.stem, " ".join(f.message.split()),
+                       repair_text(f), finding_state(project, diagnosis, f)) for f in diagnosis.findings]
+
+
+def _store(ws: Workspace, project: Project, result) -> None:
+    old = ({s.name: s.chain for s in project.stems}, project.master)
+    for stem in project.stems:
+        stem.chain = result.chains[stem.name]
+    project.master = result.master
+    try:
+        ws.save(project)
+    except BaseException:
+        for stem in project.stems:
+            stem.chain = old[0][stem.name]
+        project.master = old[1]
+        raise
+
+
+def apply_finding(ws: Workspace, project: Project, diagnosis, index: int):
+    """What ``master --auto`` does for this one finding, recorded in project.toml; the AutoResult.
+
+    NotApplied (one line saying why) for a mix decision or a finding no repair of ours reaches."""
+    finding = diagnosis.findings[index]
+    if finding.repair is not None and not finding.auto:
+        raise NotApplied(f"{finding.stem}/{finding.id} is a mix decision, left to you: not applied "
+                         f"(recommended: {repair_text(finding)})")
+    result = _auto_one(project, diagnosis, finding)
+    if not result.applied:
+        why = result.skipped[0] if result.skipped else f"{finding.stem}/{finding.id}: nothing to apply"
+        raise NotApplied(f"{why}: not applied")
+    _store(ws, project, result)
+    return result
+
+
+def apply_all(ws: Workspace, project: Project, diagnosis):
+    """``master --auto``'s repairs (``judge.apply_auto``), recorded in project.toml; the AutoResult."""
+    from stemmaster import judge
+
+    old = ({s.name: s.chain for s in project.stems}, project.master)
+    result = judge.apply_auto(project, diagnosis)
+    try:
+        ws.save(project)
+    except BaseException:
+        for stem in project.stems:
+            stem.chain = old[0][stem.name]
+        project.master = old[1]
+        raise
+    return result
+
+
+# ------------------------------------------------------------------ progress
+
+ETA_AFTER = 0.05  # no estimate before the job is 5 % done
+
+
+def eta_text(elapsed_s: float, fraction: float) -> str:
+    """``ETA 1:05`` from the time so far and the fraction done (once over 5 %), else ``""``."""
+    if not (math.isfinite(elapsed_s) and math.isfinite(fraction)) or fraction <= ETA_AFTER or elapsed_s < 0:
+        return ""
+    left = max(0.0, elapsed_s * (1.0 - min(fraction, 1.0)) / fraction)
+    minutes, seconds = divmod(int(round(left)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"ETA {hours}:{minutes:02d}:{seconds:02d}" if hours else f"ETA {minutes}:{seconds:02d}"
 
 
 # ------------------------------------------------------------------ jobs

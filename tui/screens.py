@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, ProgressBar, Sparkline, Static
+from textual.widgets import (DataTable, Footer, Header, Input, Label, OptionList, ProgressBar, Sparkline, Static,
+                             TabbedContent, TabPane)
 from textual.worker import Worker, WorkerState
 
 from stemmaster.errors import Cancelled, StemmasterError
@@ -54,32 +56,55 @@ def thread_progress(target, cancel: threading.Event | None = None) -> Callable[[
 
 
 class JobPanel(Vertical):
-    """A label and a progress bar, shown while a job runs."""
+    """A label, a progress bar and its ETA, shown while a job runs.
+
+    The ETA is the time so far scaled by what is left (``model.eta_text``),
+    shown once the job is over 5 % done; ``clock`` is a monotonic clock.
+    """
 
     DEFAULT_CSS = """
     JobPanel { height: 2; display: none; padding: 0 1; }
     JobPanel.running { display: block; }
     JobPanel Label { width: 1fr; color: $text-accent; }
+    JobPanel Horizontal { height: 1; }
     JobPanel ProgressBar { width: 1fr; }
     JobPanel Bar { width: 1fr; }
+    JobPanel #job-eta { width: 13; color: $text-muted; }
     """
+
+    def __init__(self, *, id: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(id=id)
+        self.clock = clock
+        self.started = 0.0
+        self.title_text = ""
 
     def compose(self) -> ComposeResult:
         yield Label("", id="job-label")
-        yield ProgressBar(total=100, show_eta=True, id="job-bar")
+        with Horizontal():
+            yield ProgressBar(total=100, show_eta=False, id="job-bar")
+            yield Label("", id="job-eta")
 
     def start(self, title: str) -> None:
         self.title_text = title
+        self.started = self.clock()
         self.query_one("#job-label", Label).update(f"{title}: starting")
+        self.query_one("#job-eta", Label).update("")
         self.query_one("#job-bar", ProgressBar).update(total=100, progress=0)
         self.add_class("running")
 
     def show(self, fraction: float, text: str) -> None:
+        fraction = max(0.0, min(1.0, fraction))
         self.query_one("#job-label", Label).update(f"{self.title_text}: {text}")
-        self.query_one("#job-bar", ProgressBar).update(progress=round(100 * max(0.0, min(1.0, fraction)), 1))
+        self.query_one("#job-bar", ProgressBar).update(progress=round(100 * fraction, 1))
+        self.query_one("#job-eta", Label).update(model.eta_text(self.clock() - self.started, fraction))
+
+    @property
+    def eta(self) -> str:
+        return str(self.query_one("#job-eta", Label).content)
 
     def note(self, text: str) -> None:
         self.query_one("#job-label", Label).update(f"{self.title_text}: {text}")
+        self.query_one("#job-eta", Label).update("")
 
     def stop(self) -> None:
         self.remove_class("running")
@@ -111,9 +136,25 @@ class StemTable(DataTable):
 
 
 class SettingTable(DataTable):
-    """A stem's repair chain, one setting a row; enter edits the chosen one."""
+    """A stem's own settings and repair chain, one setting a row; enter edits the chosen one."""
 
     BINDINGS = [Binding("enter", "select_cursor", "Edit")]
+
+
+class FindingTable(DataTable):
+    """The diagnosis' findings; a applies the chosen one's repair, A all of them."""
+
+
+class MasterTable(DataTable):
+    """The bus master's profile, target and ceiling; enter edits the chosen one."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Edit")]
+
+
+class InfoTable(DataTable):
+    """A small read-only table in the report (not focusable: the report scrolls as one)."""
+
+    can_focus = False
 
 
 # ------------------------------------------------------------------ modals
@@ -125,7 +166,7 @@ class HelpScreen(ModalScreen[None]):
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 72; max-height: 22; border: round $primary; padding: 0 1;
+    HelpScreen > VerticalScroll { width: 74; max-height: 22; border: round $primary; padding: 0 1;
                                    background: $surface; }
     """
 
@@ -133,15 +174,20 @@ class HelpScreen(ModalScreen[None]):
 Projects
   up/down  choose a project        enter  open it
   n        new project (a render file or a folder of stems)
-  d        delete the project (asks first)
-  r        rename: not available (the workspace has no rename yet)
-Project
-  up/down  choose a stem or a setting   tab  stems <-> settings
-  enter/e  edit the chosen setting (enter saves, escape cancels)
-  m        master (separates a render project first if needed)
-  s        separate a render project into stems
-  c        cancel the running job (nothing half-written is kept)
-  v        the latest render's report     escape  back to projects
+  r        rename the project      d  delete it (asks first)
+Project: tabs 1 stems, 2 diagnosis, 3 master
+  m  master (separates a render project first if needed)
+  s  separate a render project     c  cancel the running job
+  v  the latest render's report    escape  back to projects
+ 1 Stems: up/down a stem or setting; tab stems <-> settings
+  enter/e  edit the chosen setting (enter saves, escape cancels):
+           gain_db (-60..+24), mute, solo, role, or a repair setting
+ 2 Diagnosis: measured when the tab first shows, then stored
+  a  apply the chosen finding's repair (not a mix decision)
+  A  apply every repair, as master --auto does
+  d  measure the stems again
+ 3 Master
+  enter/e  edit: profile (from a list), target LUFS, ceiling dBTP
 Report
   up/down/pgup/pgdn  scroll               escape  back
 Everywhere
@@ -255,6 +301,84 @@ class NewProjectScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class RenameScreen(ModalScreen[str | None]):
+    """The project's new name: enter renames (the workspace's one-line error keeps it open), escape cancels."""
+
+    BINDINGS = [Binding("escape", "close", "Cancel")]
+
+    DEFAULT_CSS = """
+    RenameScreen { align: center middle; }
+    RenameScreen > Vertical { width: 70; height: auto; border: thick $primary; padding: 0 1; background: $surface; }
+    RenameScreen Label { margin-top: 1; }
+    RenameScreen #hint { color: $text-muted; margin-top: 1; }
+    """
+
+    def __init__(self, ws: Workspace, name: str) -> None:
+        super().__init__()
+        self.ws = ws
+        self.old = name
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Rename project {self.old!r} to", markup=False)
+            yield Input(value=self.old, id="new-name")
+            yield Static("enter: rename    escape: cancel", id="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#new-name", Input).focus()
+
+    @on(Input.Submitted, "#new-name")
+    def _rename(self, event: Input.Submitted) -> None:
+        try:
+            project = model.rename_project(self.ws, self.old, event.value)
+        except StemmasterError as exc:
+            tell_error(self, exc)
+            return
+        self.app.notify(f"renamed project {self.old!r} to {project.name!r}", markup=False)
+        self.dismiss(project.name)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class ProfileScreen(ModalScreen[str | None]):
+    """The release profiles to choose from: enter chooses, escape cancels."""
+
+    BINDINGS = [Binding("escape", "close", "Cancel")]
+
+    DEFAULT_CSS = """
+    ProfileScreen { align: center middle; }
+    ProfileScreen > Vertical { width: 78; height: auto; max-height: 20; border: thick $primary; padding: 0 1;
+                               background: $surface; }
+    ProfileScreen OptionList { height: auto; max-height: 12; }
+    """
+
+    def __init__(self, current: str | None) -> None:
+        super().__init__()
+        self.current = current
+        self.choices = model.profile_choices()
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Release profile (target, true-peak ceiling)")
+            yield OptionList(*[text for _, text in self.choices], id="profiles")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        options = self.query_one("#profiles", OptionList)
+        names = [name for name, _ in self.choices]
+        options.highlighted = names.index(self.current) if self.current in names else 0
+        options.focus()
+
+    @on(OptionList.OptionSelected, "#profiles")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.choices[event.option_index][0])
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
 # ------------------------------------------------------------------ projects
 
 class ProjectsScreen(Screen):
@@ -263,7 +387,7 @@ class ProjectsScreen(Screen):
     BINDINGS = [
         Binding("n", "new", "New"),
         Binding("d", "delete", "Delete"),
-        Binding("r", "rename", "Rename", show=False),
+        Binding("r", "rename", "Rename"),
     ]
 
     DEFAULT_CSS = """
@@ -364,28 +488,50 @@ class ProjectsScreen(Screen):
                                            "Its sources, stems and every render are removed."), answer)
 
     def action_rename(self) -> None:
-        self.app.notify("rename is not available yet: the workspace has no rename API", severity="warning")
+        row = self.selected()
+        if row is None:
+            return
+
+        def renamed(name: str | None) -> None:
+            if name:
+                self.reload(select=name)
+
+        self.app.push_screen(RenameScreen(self.ws, row.name), renamed)
 
 
 # ------------------------------------------------------------------ one project
 
 class ProjectScreen(Screen):
-    """A project's stems and repair chains, with master and separation jobs."""
+    """A project in three tabs: stems (level, role, repair chain), the diagnosis and its repairs,
+    and the bus master's settings; with master and separation jobs."""
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
+        Binding("1", "tab('tab-stems')", "Stems", show=False),
+        Binding("2", "tab('tab-diagnosis')", "Diagnosis", show=False),
+        Binding("3", "tab('tab-master')", "Master settings", show=False),
         Binding("e", "edit", "Edit", show=False),
         Binding("m", "master", "Master"),
         Binding("s", "separate", "Separate"),
         Binding("c", "cancel", "Cancel job"),
         Binding("v", "report", "Report"),
+        Binding("a", "apply", "Apply"),
+        Binding("A", "apply_all", "Apply all", key_display="A"),
+        Binding("d", "diagnose", "Diagnose", show=False),
     ]
 
     DEFAULT_CSS = """
     ProjectScreen #info { height: 1; padding: 0 1; color: $text-muted; }
+    ProjectScreen #tabs { height: 1fr; }
+    ProjectScreen TabPane { padding: 0; }
     ProjectScreen #stems { height: auto; max-height: 7; }
-    ProjectScreen #chain-title { height: 1; padding: 0 1; color: $text-accent; }
+    ProjectScreen #chain-title, ProjectScreen #verdict-line, ProjectScreen #master-title {
+        height: 1; padding: 0 1; color: $text-accent; }
     ProjectScreen #chain { height: 1fr; }
+    ProjectScreen #findings { height: 1fr; }
+    ProjectScreen #finding-detail { height: auto; max-height: 4; padding: 0 1; color: $text-muted; }
+    ProjectScreen #master { height: auto; }
+    ProjectScreen #master-hint { padding: 0 1; color: $text-muted; }
     ProjectScreen #edit { display: none; }
     ProjectScreen.editing #edit { display: block; }
     """
@@ -397,8 +543,15 @@ class ProjectScreen(Screen):
         self.cancel_event = threading.Event()
         self.job: Worker | None = None
         self.job_kind = ""
-        self.editing: tuple[str, str] | None = None  # (stem, KIND.SETTING)
+        self.editing: tuple[str, str, str] | None = None  # ("stem", stem name, KEY) or ("master", "", KEY)
         self.setting_rows: list[model.SettingRow] = []
+        self.diagnosis = None  # stemmaster.diagnosis.Diagnosis once measured
+        self.diagnosing: Worker | None = None
+        self.diagnosis_idle = threading.Event()  # set while no diagnosis runs (a job waits for it)
+        self.diagnosis_idle.set()
+        self.diagnosis_error = ""
+        self.finding_rows: list[model.FindingRow] = []
+        self.master_rows: list[model.MasterRow] = []
 
     @property
     def busy(self) -> bool:
@@ -407,13 +560,28 @@ class ProjectScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="info", markup=False)
-        stems = StemTable(id="stems", cursor_type="row")
-        stems.add_columns("stem", "role", "gain dB", "state", "level LUFS")
-        yield stems
-        yield Static("", id="chain-title", markup=False)
-        chain = SettingTable(id="chain", cursor_type="row", zebra_stripes=True)
-        chain.add_columns("processor", "setting", "value")
-        yield chain
+        with TabbedContent(id="tabs", initial="tab-stems"):
+            with TabPane("1 Stems", id="tab-stems"):
+                stems = StemTable(id="stems", cursor_type="row")
+                stems.add_columns("stem", "role", "gain dB", "state", "level LUFS")
+                yield stems
+                yield Static("", id="chain-title", markup=False)
+                chain = SettingTable(id="chain", cursor_type="row", zebra_stripes=True)
+                chain.add_columns("processor", "setting", "value")
+                yield chain
+            with TabPane("2 Diagnosis", id="tab-diagnosis"):
+                yield Static("", id="verdict-line", markup=False)
+                findings = FindingTable(id="findings", cursor_type="row", zebra_stripes=True)
+                findings.add_columns("severity", "stem", "state", "repair", "finding")
+                yield findings
+                yield Static("", id="finding-detail", markup=False)
+            with TabPane("3 Master", id="tab-master"):
+                yield Static("bus master (enter edits; a target or ceiling of your own leaves the profile)",
+                             id="master-title", markup=False)
+                table = MasterTable(id="master", cursor_type="row")
+                table.add_columns("setting", "value")
+                yield table
+                yield Static("", id="master-hint", markup=False)
         yield JobPanel(id="job")
         yield Input(id="edit")
         yield Footer()
@@ -422,6 +590,7 @@ class ProjectScreen(Screen):
         self.sub_title = self.project.name
         self.refresh_all()
         self.query_one("#stems", DataTable).focus()
+        self.load_cached_diagnosis()
 
     # -- display
 
@@ -444,6 +613,8 @@ class ProjectScreen(Screen):
         if p.stems:
             table.move_cursor(row=min(row or 0, len(p.stems) - 1))
         self.refresh_chain()
+        self.refresh_findings()
+        self.refresh_master()
         self.refresh_bindings()
 
     def current_stem(self):
@@ -463,17 +634,197 @@ class ProjectScreen(Screen):
                          if self.project.source_kind == "render" else "no stems")
             self.setting_rows = []
             return
-        self.setting_rows = model.chain_rows(stem)
-        title.update(f"repair chain of {stem.name} ({stem.role})" +
-                     ("" if self.setting_rows else ": no repair"))
+        repairs = model.chain_rows(stem)
+        self.setting_rows = model.stem_rows(stem) + repairs
+        title.update(f"repair chain of {stem.name} ({stem.role})" + ("" if repairs else ": no repair"))
         for r in self.setting_rows:
             chain.add_row(r.kind, r.setting, r.value, key=r.key)
         if self.setting_rows:
             chain.move_cursor(row=min(row or 0, len(self.setting_rows) - 1))
 
+    def refresh_findings(self) -> None:
+        line = self.query_one("#verdict-line", Static)
+        table = self.query_one("#findings", DataTable)
+        row = table.cursor_row
+        table.clear()
+        self.finding_rows = []
+        if self.diagnosis is None:
+            if self.diagnosing is not None:
+                line.update("diagnosing the stems...")
+            elif self.diagnosis_error:
+                line.update(f"no diagnosis: {self.diagnosis_error}")
+            else:
+                line.update("no diagnosis yet" + (": the project has no stems" if not self.project.stems
+                                                  else ": 2 (this tab) or d measures the stems"))
+            self.query_one("#finding-detail", Static).update("")
+            return
+        try:
+            self.finding_rows = model.finding_rows(self.project, self.diagnosis)
+        except StemmasterError as exc:
+            line.update(f"no diagnosis: {exc}")
+            return
+        n = len(self.finding_rows)
+        line.update(f"verdict: {self.diagnosis.verdict} ({n} finding{'' if n == 1 else 's'}; "
+                    "a applies the chosen repair, A all)" if n else f"verdict: {self.diagnosis.verdict} (no findings)")
+        for i, r in enumerate(self.finding_rows):
+            table.add_row(*r.cells(), key=str(i))
+        if self.finding_rows:
+            table.move_cursor(row=min(row or 0, n - 1))
+        self.refresh_finding_detail()
+
+    def current_finding(self) -> int | None:
+        if not self.finding_rows:
+            return None
+        table = self.query_one("#findings", DataTable)
+        return max(0, min(table.cursor_row or 0, len(self.finding_rows) - 1))
+
+    def refresh_finding_detail(self) -> None:
+        index = self.current_finding()
+        detail = self.query_one("#finding-detail", Static)
+        if index is None:
+            detail.update("")
+            return
+        r = self.finding_rows[index]
+        detail.update(f"{r.message}\nrepair: {r.repair} ({r.state})")
+
+    @on(DataTable.RowHighlighted, "#findings")
+    def _finding_changed(self) -> None:
+        self.refresh_finding_detail()
+
+    def refresh_master(self) -> None:
+        table = self.query_one("#master", DataTable)
+        hint = self.query_one("#master-hint", Static)
+        row = table.cursor_row
+        table.clear()
+        try:
+            self.master_rows = model.master_rows(self.project)
+        except StemmasterError as exc:
+            self.master_rows = []
+            hint.update(f"the recorded master settings are not valid: {exc}")
+            return
+        for r in self.master_rows:
+            table.add_row(r.label, r.value, key=r.key)
+        table.move_cursor(row=min(row or 0, len(self.master_rows) - 1))
+        hint.update("profiles: " + ", ".join(name for name, _ in model.profile_choices()))
+
     @on(DataTable.RowHighlighted, "#stems")
     def _stem_changed(self) -> None:
         self.refresh_chain()
+
+    def action_tab(self, pane: str) -> None:
+        if self.editing:
+            self.end_edit()
+        self.query_one("#tabs", TabbedContent).active = pane
+        target = {"tab-stems": "#stems", "tab-diagnosis": "#findings", "tab-master": "#master"}[pane]
+        self.query_one(target, DataTable).focus()
+
+    # -- the diagnosis
+
+    def load_cached_diagnosis(self) -> None:
+        """The stored diagnosis when it is that of the current stems (diagnosis.json: a quick read)."""
+        if self.diagnosis is None and self.project.stems:
+            try:
+                self.diagnosis = model.cached_diagnosis(self.ws, self.project)
+            except (StemmasterError, OSError):
+                self.diagnosis = None
+        self.refresh_findings()
+
+    def ensure_diagnosis(self) -> None:
+        """The stored diagnosis, else (when the diagnosis tab shows) a new one measured in a thread."""
+        self.load_cached_diagnosis()
+        if self.diagnosis is None and self.query_one("#tabs", TabbedContent).active == "tab-diagnosis":
+            self.start_diagnosis()
+
+    @on(TabbedContent.TabActivated, "#tabs")
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()
+        if event.pane.id == "tab-diagnosis":
+            self.ensure_diagnosis()
+
+    def start_diagnosis(self, fresh: bool = False) -> None:
+        """Diagnose the stems in a thread (diagnosis.json answers at once while the stems are unchanged)."""
+        if not self.project.stems or self.diagnosing is not None:
+            self.refresh_findings()
+            return
+        ws, project, idle = self.ws, self.project, self.diagnosis_idle
+        self.diagnosis_error = ""
+        idle.clear()
+
+        def run():
+            try:
+                return model.diagnose(ws, project, fresh=fresh)
+            finally:
+                idle.set()
+
+        self.diagnosing = self.run_worker(run, name="diagnose", group="diagnose", thread=True, exit_on_error=False)
+        self.refresh_findings()
+
+    def action_diagnose(self) -> None:
+        if self.diagnosing is not None:
+            return
+        if not self.project.stems:
+            self.app.notify("the project has no stems yet: separate it first (s)", severity="warning")
+            return
+        self.start_diagnosis(fresh=True)
+
+    def diagnosis_done(self, worker: Worker) -> None:
+        self.diagnosing = None
+        if worker.state == WorkerState.SUCCESS:
+            self.diagnosis = worker.result
+        elif worker.error is not None:
+            self.diagnosis_error = " ".join(str(worker.error).split())
+            tell_error(self, worker.error)
+        self.refresh_findings()
+
+    def _refuse_while_busy(self, what: str) -> bool:
+        if self.busy:
+            self.app.notify(f"a {self.job_kind} job is running: wait for it or cancel it (c) before {what}",
+                            severity="warning")
+            return True
+        return False
+
+    def action_apply(self) -> None:
+        index = self.current_finding()
+        if index is None:
+            self.app.notify("no finding to apply" + ("" if self.diagnosis else ": the stems are not diagnosed yet"
+                                                     " (2 shows the diagnosis)"), severity="warning")
+            return
+        if self._refuse_while_busy("applying a repair"):
+            return
+        try:
+            result = model.apply_finding(self.ws, self.project, self.diagnosis, index)
+        except model.NotApplied as exc:
+            self.app.notify(str(exc), title="not applied", severity="warning", timeout=10, markup=False)
+            return
+        except StemmasterError as exc:
+            tell_error(self, exc)
+            return
+        self.app.notify("applied: " + "; ".join(result.applied), markup=False)
+        self.refresh_chain()
+        self.refresh_findings()
+        self.refresh_master()
+
+    def action_apply_all(self) -> None:
+        if self.diagnosis is None:
+            self.app.notify("the stems are not diagnosed yet (2 shows the diagnosis)", severity="warning")
+            return
+        if self._refuse_while_busy("applying repairs"):
+            return
+        try:
+            result = model.apply_all(self.ws, self.project, self.diagnosis)
+        except StemmasterError as exc:
+            tell_error(self, exc)
+            return
+        n = len(result.applied)
+        self.app.notify(f"applied {n} repair{'' if n == 1 else 's'}" + (": " + "; ".join(result.applied) if n else ""),
+                        markup=False)
+        decisions = [s for s in result.skipped if "mix decision" in s]
+        if decisions:
+            self.app.notify("not applied: " + "; ".join(decisions), title="mix decisions", severity="warning",
+                            timeout=10, markup=False)
+        self.refresh_chain()
+        self.refresh_findings()
+        self.refresh_master()
 
     # -- editing
 
@@ -485,40 +836,87 @@ class ProjectScreen(Screen):
     def _setting_chosen(self) -> None:
         self.action_edit()
 
+    @on(DataTable.RowSelected, "#master")
+    def _master_chosen(self) -> None:
+        self.edit_master()
+
     def action_edit(self) -> None:
+        if self.query_one("#tabs", TabbedContent).active == "tab-master":
+            self.edit_master()
+            return
         stem = self.current_stem()
         chain = self.query_one("#chain", DataTable)
         if stem is None or not self.setting_rows:
             return
-        if self.busy:
-            self.app.notify("a job is running: wait for it or cancel it (c) before editing", severity="warning")
+        if self._refuse_while_busy("editing"):
             return
         row = self.setting_rows[max(0, min(chain.cursor_row or 0, len(self.setting_rows) - 1))]
-        self.editing = (stem.name, row.key)
+        self.begin_edit(("stem", stem.name, row.key), f"{stem.name}: {row.key}", row.value)
+
+    def edit_master(self) -> None:
+        if not self.master_rows or self._refuse_while_busy("editing"):
+            return
+        table = self.query_one("#master", DataTable)
+        row = self.master_rows[max(0, min(table.cursor_row or 0, len(self.master_rows) - 1))]
+        if row.key == "profile":
+            def chosen(name: str | None) -> None:
+                if name:
+                    self.save_master("profile", name)
+
+            self.app.push_screen(ProfileScreen(row.value), chosen)
+            return
+        self.begin_edit(("master", "", row.key), f"bus {row.label}", row.value)
+
+    def begin_edit(self, target: tuple[str, str, str], title: str, value: str) -> None:
+        self.editing = target
         field = self.query_one("#edit", Input)
-        field.border_title = f"{stem.name}: {row.key} (enter saves, escape cancels)"
-        field.value = row.value
+        field.border_title = f"{title} (enter saves, escape cancels)"
+        field.value = value
         self.add_class("editing")
         field.focus()
+
+    def save_master(self, key: str, text: str) -> bool:
+        try:
+            settings = model.set_master_value(self.ws, self.project, key, text)
+        except StemmasterError as exc:
+            tell_error(self, exc)
+            return False
+        bus = settings.bus
+        self.app.notify(f"saved bus: profile {model.profile_label(self.project)}, target {bus.target_lufs:g} LUFS, "
+                        f"ceiling {bus.ceiling_dbtp:g} dBTP", markup=False)
+        self.refresh_master()
+        return True
 
     @on(Input.Submitted, "#edit")
     def _edit_submitted(self, event: Input.Submitted) -> None:
         if self.editing is None:
             return
-        stem_name, key = self.editing
+        scope, stem_name, key = self.editing
+        if scope == "master":
+            if self.save_master(key, event.value):
+                self.end_edit()
+            return  # else stay in the field to fix the value
         try:
-            value = model.set_chain_value(self.ws, self.project, stem_name, key, event.value)
+            value = model.set_setting(self.ws, self.project, stem_name, key, event.value)
         except StemmasterError as exc:
             tell_error(self, exc)
             return  # stay in the field to fix the value
         self.app.notify(f"saved {stem_name} {key} = {model.fmt_setting(value)}", markup=False)
         self.end_edit()
-        self.refresh_chain()
+        if key.startswith(f"{model.STEM_KIND}."):
+            self.refresh_all()
+            if key == f"{model.STEM_KIND}.role":  # the diagnosis depends on the roles
+                self.diagnosis = None
+                self.ensure_diagnosis()
+        else:
+            self.refresh_chain()
+            self.refresh_findings()
 
     def end_edit(self) -> None:
+        scope = self.editing[0] if self.editing else "stem"
         self.editing = None
         self.remove_class("editing")
-        self.query_one("#chain", DataTable).focus()
+        self.query_one("#master" if scope == "master" else "#chain", DataTable).focus()
 
     # -- jobs
 
@@ -527,7 +925,10 @@ class ProjectScreen(Screen):
             return self.busy
         if action == "separate":
             return self.project.source_kind == "render"
-        if action in ("master", "edit") and self.busy:
+        if action in ("apply", "apply_all") and self.is_mounted:
+            if self.query_one("#tabs", TabbedContent).active != "tab-diagnosis":
+                return False  # the findings are on the diagnosis tab
+        if action in ("master", "edit", "apply", "apply_all") and self.busy:
             return None  # shown, disabled
         if action == "report":
             return bool(self.project.renders)
@@ -544,12 +945,16 @@ class ProjectScreen(Screen):
         self.job_kind = kind
         self.query_one(JobPanel).start(kind)
         progress = thread_progress(self, event)
-        ws, project = self.ws, self.project
+        ws, project, diagnosis_idle = self.ws, self.project, self.diagnosis_idle
 
         def run() -> Any:
             from textual.worker import get_current_worker
 
             worker = get_current_worker()
+            # a diagnosis running now writes diagnosis.json, which the master reads: not measured twice
+            while not diagnosis_idle.wait(0.05):
+                if event.is_set() or worker.is_cancelled:
+                    break
             return fn(ws, project, progress, lambda: event.is_set() or worker.is_cancelled)
 
         self.job = self.run_worker(run, name=kind, group="job", thread=True, exit_on_error=False)
@@ -579,8 +984,12 @@ class ProjectScreen(Screen):
             self.query_one(JobPanel).show(message.fraction, message.text)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self.job or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR,
-                                                               WorkerState.CANCELLED):
+        if event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
+        if event.worker is self.diagnosing:
+            self.diagnosis_done(event.worker)
+            return
+        if event.worker is not self.job:
             return
         kind = self.job_kind
         self.job = None
@@ -609,6 +1018,10 @@ class ProjectScreen(Screen):
                 self.app.notify((f"separated with {rec.model}: residual {rec.residual_db:.1f} dB" if result else
                                  "the stems were already separated with these settings; nothing to do")
                                 if rec else "separated", markup=False)
+            if result and (kind == "separate" or getattr(result, "separated", False)):
+                self.diagnosis = None  # new stems: diagnose them
+            if self.diagnosis is None and not getattr(self.app, "quitting", False):
+                self.ensure_diagnosis()
         else:
             self.refresh_all()
             error = event.worker.error
@@ -657,6 +1070,7 @@ class ReportScreen(Screen):
     ReportScreen #verdict { margin-top: 1; text-style: bold; }
     ReportScreen #figures { height: auto; }
     ReportScreen #short-term { height: 3; margin: 0 0; }
+    ReportScreen InfoTable { height: auto; }
     ReportScreen #files { height: auto; }
     """
 
@@ -700,13 +1114,28 @@ class ReportScreen(Screen):
                     yield Static(checks, id="checks", markup=False)
                 curve = model.short_term_curve(r)
                 if curve:
-                    finite = [v for v in curve if v == v and abs(v) != float("inf")]
-                    span = f"{min(finite):.1f} to {max(finite):.1f} LUFS" if finite else "silent"
-                    yield Static(f"short-term loudness ({span})", classes="section")
+                    yield Static(f"short-term loudness, once a second ({model.curve_span(curve)})",
+                                 classes="section", id="short-term-title")
                     yield Sparkline(model.sparkline_data(curve), id="short-term")
                 yield Static("files", classes="section")
                 paths = model.output_files(self.ws, self.project, self.record, r)
                 yield Static(Text("\n".join(str(p) for p in paths)), id="files")
+                translation = model.translation_rows(r)
+                if translation:
+                    yield Static("translation", classes="section")
+                    table = InfoTable(id="translation", show_cursor=False)
+                    table.add_columns("check", "LUFS", "change LU", "warnings")
+                    for row in translation:
+                        table.add_row(*row)
+                    yield table
+                codec = model.codec_rows(r)
+                if codec:
+                    yield Static("codec round trips", classes="section")
+                    table = InfoTable(id="codec", show_cursor=False)
+                    table.add_columns("codec", "decoded dBTP", "overs", "recommended ceiling dBTP")
+                    for row in codec:
+                        table.add_row(*row)
+                    yield table
                 if found:
                     yield Static("findings", classes="section")
                     yield Static("\n".join(f"- {f}" for f in found), id="findings", markup=False)

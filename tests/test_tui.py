@@ -802,3 +802,38 @@ def test_ui_answers_within_100ms_while_separating(tmp_path, tiny_models, monkeyp
             assert "separation cancelled" in messages(app, "warning")
 
     run(scenario())
+
+
+def test_export_from_the_project_screen(tmp_path, demo_stems):
+    """x: the export dialog (a bad format is refused in place), then the deliverables of the latest
+    render are written by a worker and their folder is named in a notification."""
+    from stemmaster.pipeline import project_settings, render_project
+    from tui.screens import ExportScreen
+
+    ws = Workspace(tmp_path / "ws")
+    project = ws.create_from_stems("song", demo_stems)
+    render_project(project, ws.project_dir("song"), project_settings(project), "001", checks=False)
+
+    async def scenario():
+        app = StemmasterApp(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot, lambda: isinstance(app.screen, ProjectsScreen))
+            await open_project(app, pilot, "song")
+            await pilot.press("x")
+            await settle(app, pilot, lambda: isinstance(app.screen, ExportScreen))
+            app.screen.query_one("#formats", Input).value = "wav24,ogg"
+            await pilot.press("enter")
+            await settle(app, pilot)
+            assert isinstance(app.screen, ExportScreen)  # kept open
+            assert any("unknown format(s) ogg" in m for m in messages(app, "error"))
+            app.screen.query_one("#formats", Input).value = "wav24,flac16"
+            app.screen.query_one("#versions", Input).value = "main,instrumental"
+            await pilot.press("enter")
+            folder = ws.root / "song" / "renders" / "001" / "deliverables"
+            await settle(app, pilot, lambda: any("manifest.json lists them" in m for m in messages(app)))
+            assert any(str(folder) in m and m.startswith("4 files") for m in messages(app))
+            manifest = json.loads((folder / "manifest.json").read_text())
+            assert sorted(r["file"] for r in manifest["files"]) == [
+                "song_instrumental.flac", "song_instrumental.wav", "song_main.flac", "song_main.wav"]
+
+    run(scenario())

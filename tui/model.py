@@ -710,3 +710,35 @@ def master_job(ws: Workspace, project: Project, progress: Progress, cancel: Canc
     judged = judge.master_project(project, folder, render_id, save=ws.save, progress=render_progress, cancel=cancel)
     outcome = judged.outcome
     return MasterDone(render_id=render_id, folder=outcome.folder, separated=separated, report=outcome.report)
+
+
+def export_job(ws: Workspace, project: Project, progress: Progress, cancel: CancelCheck, *,
+               versions: list[str], formats: list[str], out_rate: int | None = None):
+    """``stemmaster export NAME --versions ... --formats ... [--rate R]`` of the latest render."""
+    from stemmaster.deliver.export import export_render
+
+    return export_render(project, ws.project_dir(project.name), versions=versions, formats=formats,
+                         out_rate=out_rate, progress=progress, cancel=cancel)
+
+
+def parse_export_request(versions: str, formats: str, rate: str) -> dict[str, Any]:
+    """The export dialog's three fields, checked: lists of names and an optional rate (44100/48000)."""
+    from stemmaster.deliver.formats import FORMATS
+
+    vs = [v.strip() for v in versions.split(",") if v.strip()]
+    fs = [f.strip() for f in formats.split(",") if f.strip()]
+    if not vs:
+        raise StemmasterError("name at least one version (main, instrumental, acapella, tv, performance)")
+    unknown = [f for f in fs if f not in FORMATS]
+    if unknown or not fs:
+        raise StemmasterError(f"unknown format(s) {', '.join(unknown) or '(none given)'} (known: {', '.join(FORMATS)})")
+    out_rate = None
+    if rate.strip():
+        try:
+            out_rate = int(rate.strip())
+        except ValueError:
+            out_rate = -1
+        if out_rate not in (44100, 48000):
+            raise StemmasterError(f"export rate {rate.strip()!r}: allowed 44100 or 48000 (empty: the render's)")
+    return {"versions": vs, "formats": fs, "out_rate": out_rate}
+

@@ -179,6 +179,7 @@ Project: tabs 1 stems, 2 diagnosis, 3 master
   m  master (separates a render project first if needed)
   s  separate a render project     c  cancel the running job
   v  the latest render's report    escape  back to projects
+  x  export the latest render: versions, formats, rate (deliverables/)
  1 Stems: up/down a stem or setting; tab stems <-> settings
   enter/e  edit the chosen setting (enter saves, escape cancels):
            gain_db (-60..+24), mute, solo, role, or a repair setting
@@ -337,6 +338,48 @@ class RenameScreen(ModalScreen[str | None]):
             return
         self.app.notify(f"renamed project {self.old!r} to {project.name!r}", markup=False)
         self.dismiss(project.name)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class ExportScreen(ModalScreen[dict | None]):
+    """Versions, formats and rate of an export of the latest render; enter starts it (a bad field's
+    one-line error keeps the dialog open), escape cancels."""
+
+    BINDINGS = [Binding("escape", "close", "Cancel")]
+
+    DEFAULT_CSS = """
+    ExportScreen { align: center middle; }
+    ExportScreen > Vertical { width: 76; height: auto; border: thick $primary; padding: 0 1; background: $surface; }
+    ExportScreen Label { margin-top: 1; }
+    ExportScreen #hint { color: $text-muted; margin-top: 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Versions (main, instrumental, acapella, tv, performance)", markup=False)
+            yield Input(value="main,instrumental", id="versions")
+            yield Label("Formats (wav16, wav24, wav32f, flac16, flac24, mp3)", markup=False)
+            yield Input(value="wav24,mp3", id="formats")
+            yield Label("Sample rate (44100 or 48000; empty: the render's)", markup=False)
+            yield Input(value="", id="rate")
+            yield Static("enter: export    tab: next field    escape: cancel", id="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#versions", Input).focus()
+
+    @on(Input.Submitted)
+    def _submit(self, event: Input.Submitted) -> None:
+        try:
+            request = model.parse_export_request(self.query_one("#versions", Input).value,
+                                                 self.query_one("#formats", Input).value,
+                                                 self.query_one("#rate", Input).value)
+        except StemmasterError as exc:
+            tell_error(self, exc)
+            return
+        self.dismiss(request)
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -515,6 +558,7 @@ class ProjectScreen(Screen):
         Binding("s", "separate", "Separate"),
         Binding("c", "cancel", "Cancel job"),
         Binding("v", "report", "Report"),
+        Binding("x", "export", "Export"),
         Binding("a", "apply", "Apply"),
         Binding("A", "apply_all", "Apply all", key_display="A"),
         Binding("d", "diagnose", "Diagnose", show=False),
@@ -928,9 +972,9 @@ class ProjectScreen(Screen):
         if action in ("apply", "apply_all") and self.is_mounted:
             if self.query_one("#tabs", TabbedContent).active != "tab-diagnosis":
                 return False  # the findings are on the diagnosis tab
-        if action in ("master", "edit", "apply", "apply_all") and self.busy:
+        if action in ("master", "edit", "apply", "apply_all", "export") and self.busy:
             return None  # shown, disabled
-        if action == "report":
+        if action in ("report", "export"):
             return bool(self.project.renders)
         return True
 
@@ -973,6 +1017,18 @@ class ProjectScreen(Screen):
             return
         self.start_job("separate", model.separate_job)
 
+    def action_export(self) -> None:
+        if not self.project.renders:
+            self.app.notify("master the project first: an export takes a render's stems", severity="warning")
+            return
+
+        def start(request: dict | None) -> None:
+            if request is not None:
+                self.start_job("export", lambda ws, project, progress, cancel: model.export_job(
+                    ws, project, progress, cancel, **request))
+
+        self.app.push_screen(ExportScreen(), start)
+
     def action_cancel(self) -> None:
         if not self.busy:
             return
@@ -1013,6 +1069,9 @@ class ProjectScreen(Screen):
                                     f"{checks.get('reason') or ''}", severity="warning", markup=False)
                 if not getattr(self.app, "quitting", False):
                     self.open_report(result.render_id)
+            elif kind == "export":
+                self.app.notify(f"{len(result.files)} files in {result.folder} (manifest.json lists them)",
+                                title="deliverables", timeout=15, markup=False)
             else:
                 rec = self.project.separation
                 self.app.notify((f"separated with {rec.model}: residual {rec.residual_db:.1f} dB" if result else

@@ -837,3 +837,60 @@ def test_export_from_the_project_screen(tmp_path, demo_stems):
                 "song_instrumental.flac", "song_instrumental.wav", "song_main.flac", "song_main.wav"]
 
     run(scenario())
+
+
+def test_path_completion_in_the_new_project_dialog(tmp_path, demo_stems):
+    from tui.model import complete_path
+
+    (tmp_path / "Songs").mkdir()
+    (tmp_path / "Songs" / "take one.wav").write_bytes(b"")
+    (tmp_path / ".hidden").mkdir()
+    assert complete_path(str(tmp_path / "So")) == str(tmp_path / "Songs") + "/"
+    assert complete_path(str(tmp_path / "Songs" / "t")) == str(tmp_path / "Songs" / "take one.wav")
+    assert complete_path(str(tmp_path / "nothing")) is None
+    assert complete_path(str(tmp_path) + "/.h") == str(tmp_path / ".hidden") + "/"
+    assert complete_path(str(tmp_path) + "/") == str(tmp_path / "Songs") + "/"  # hidden ones not offered
+
+    ws = Workspace(tmp_path / "ws")
+
+    async def scenario():
+        app = StemmasterApp(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot, lambda: isinstance(app.screen, ProjectsScreen))
+            await pilot.press("n")
+            await settle(app, pilot, lambda: isinstance(app.screen, NewProjectScreen))
+            await pilot.press(*"song", "enter")
+            await pilot.press(*(str(demo_stems.parent) + "/st"))
+            await settle(app, pilot)
+            await pilot.press("right")  # accept the suggestion, as in a shell
+            await settle(app, pilot, lambda: app.screen.query_one("#path", Input).value == str(demo_stems) + "/")
+            await pilot.press("enter")
+            await settle(app, pilot, lambda: isinstance(app.screen, ProjectsScreen) and ws.exists("song"))
+            assert len(ws.load("song").stems) == 4
+
+    run(scenario())
+
+
+def test_stem_spectrum_view_follows_the_selected_stem(tmp_path, demo_stems):
+    ws = Workspace(tmp_path / "ws")
+    ws.create_from_stems("song", demo_stems)
+
+    async def scenario():
+        app = StemmasterApp(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot, lambda: isinstance(app.screen, ProjectsScreen))
+            screen = await open_project(app, pilot, "song")
+            spark = screen.query_one("#stem-spectrum", Sparkline)
+            first = screen.current_stem().name
+            await settle(app, pilot, lambda: first in text_of(app, "#spectrum-title"))
+            assert len(spark.data) == 30 and max(spark.data) == pytest.approx(60.0)
+            shown = list(spark.data)
+            await pilot.press("down")
+            second = screen.current_stem().name
+            assert second != first
+            await settle(app, pilot, lambda: second in text_of(app, "#spectrum-title"))
+            assert list(spark.data) != shown  # another stem, another spectrum
+            if second == "bass":  # the bass's loudest band is low
+                assert int(text_of(app, "#spectrum-title").split("near ")[1].split(" Hz")[0]) < 300
+
+    run(scenario())

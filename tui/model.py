@@ -742,3 +742,55 @@ def parse_export_request(versions: str, formats: str, rate: str) -> dict[str, An
             raise StemmasterError(f"export rate {rate.strip()!r}: allowed 44100 or 48000 (empty: the render's)")
     return {"versions": vs, "formats": fs, "out_rate": out_rate}
 
+
+def complete_path(text: str, *, limit: int = 200) -> str | None:
+    """The first completion of a typed path (a file or folder whose name starts with what follows
+    the last '/'), folders ending in '/'; hidden entries only when the typed part starts with '.';
+    ``~`` expanded. None when nothing matches or the folder cannot be listed."""
+    import os
+
+    if not text:
+        return None
+    expanded = os.path.expanduser(text)
+    folder, _, prefix = expanded.rpartition(os.sep)
+    base = folder if folder or expanded.startswith(os.sep) else "."
+    base = base or os.sep
+    try:
+        with os.scandir(base) as entries:
+            names = sorted((e.name + (os.sep if e.is_dir() else "")) for _, e in zip(range(limit), entries)
+                           if e.name.startswith(prefix) and (prefix.startswith(".") or not e.name.startswith(".")))
+    except OSError:
+        return None
+    if not names:
+        return None
+    done = (folder + os.sep if folder or expanded.startswith(os.sep) else "") + names[0]
+    # keep what the user typed before the completion ("~/" stays "~/")
+    return text + done[len(expanded):] if done.startswith(expanded) else None
+
+
+_SPECTRA: dict[tuple[str, int, int], list[float]] = {}
+
+
+def stem_spectrum(ws: Workspace, project: Project, stem_name: str, *, bands: int = 30) -> tuple[list[float], str]:
+    """The working stem's long-term tonal balance, 1/3-octave from 20 Hz up, as ``bands`` values in
+    dB (for a sparkline), and a one-line caption (its loudest band). Cached per file and
+    modification time, so moving the cursor over the stems reads each file once."""
+    from stemmaster.audio_io import read_audio
+    from stemmaster.checks.plots import tonal_balance
+
+    stem = next(s for s in project.stems if s.name == stem_name)
+    path = ws.project_dir(project.name) / stem.path
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _SPECTRA:
+        audio, rate = read_audio(path)
+        freqs, level = tonal_balance(audio, rate)
+        idx = [int(round(i)) for i in __import__("numpy").linspace(0, len(freqs) - 1, bands)]
+        _SPECTRA[key] = [float(freqs[i]) for i in idx] + [float(level[i]) for i in idx]
+    values = _SPECTRA[key]
+    freqs, level = values[:bands], values[bands:]
+    top = max(range(bands), key=lambda i: level[i])
+    floor = max(level) - 60.0
+    shown = [max(v, floor) - floor for v in level]
+    return shown, f"spectrum of {stem_name}, 20 Hz-20 kHz (1/3 octave; loudest near {freqs[top]:.0f} Hz)"
+

@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (DataTable, Footer, Header, Input, Label, OptionList, ProgressBar, Sparkline, Static,
                              TabbedContent, TabPane)
+from textual.suggester import Suggester
 from textual.worker import Worker, WorkerState
 
 from stemmaster.errors import Cancelled, StemmasterError
@@ -229,6 +230,16 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+class PathSuggester(Suggester):
+    """Completes a typed path from the file system (right arrow or end accepts, as in a shell)."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        return model.complete_path(value)
+
+
 class NewProjectScreen(ModalScreen[str | None]):
     """A name and a path (a render file or a folder of stems); the import runs in a thread.
 
@@ -257,8 +268,8 @@ class NewProjectScreen(ModalScreen[str | None]):
             yield Label("New project: name")
             yield Input(placeholder="song name", id="name")
             yield Label("Path: a render file (WAV/FLAC/MP3/OGG) or a folder of stems")
-            yield Input(placeholder="/path/to/song.wav or /path/to/stems/", id="path")
-            yield Static("enter: next / create    escape: cancel", id="hint")
+            yield Input(placeholder="/path/to/song.wav or /path/to/stems/", id="path", suggester=PathSuggester())
+            yield Static("enter: next / create    right arrow: complete the path    escape: cancel", id="hint")
             yield JobPanel(id="import-job")
         yield Footer()
 
@@ -572,6 +583,8 @@ class ProjectScreen(Screen):
     ProjectScreen #chain-title, ProjectScreen #verdict-line, ProjectScreen #master-title {
         height: 1; padding: 0 1; color: $text-accent; }
     ProjectScreen #chain { height: 1fr; }
+    ProjectScreen #spectrum-title { height: 1; padding: 0 1; color: $text-muted; }
+    ProjectScreen #stem-spectrum { height: 2; margin: 0 1; }
     ProjectScreen #findings { height: 1fr; }
     ProjectScreen #finding-detail { height: auto; max-height: 4; padding: 0 1; color: $text-muted; }
     ProjectScreen #master { height: auto; }
@@ -609,6 +622,8 @@ class ProjectScreen(Screen):
                 stems = StemTable(id="stems", cursor_type="row")
                 stems.add_columns("stem", "role", "gain dB", "state", "level LUFS")
                 yield stems
+                yield Static("", id="spectrum-title", markup=False)
+                yield Sparkline([], id="stem-spectrum")
                 yield Static("", id="chain-title", markup=False)
                 chain = SettingTable(id="chain", cursor_type="row", zebra_stripes=True)
                 chain.add_columns("processor", "setting", "value")
@@ -754,6 +769,20 @@ class ProjectScreen(Screen):
     @on(DataTable.RowHighlighted, "#stems")
     def _stem_changed(self) -> None:
         self.refresh_chain()
+        self.refresh_spectrum()
+
+    def refresh_spectrum(self) -> None:
+        """The selected stem's spectrum, measured in a thread (a file read) and drawn when it is done."""
+        stem = self.current_stem()
+        if stem is None:
+            return
+        ws, project, name = self.ws, self.project, stem.name
+
+        def measure():
+            return name, model.stem_spectrum(ws, project, name)
+
+        self.run_worker(measure, name="spectrum", group="spectrum", thread=True, exclusive=True,
+                        exit_on_error=False)
 
     def action_tab(self, pane: str) -> None:
         if self.editing:
@@ -1041,6 +1070,13 @@ class ProjectScreen(Screen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
+        if event.worker.name == "spectrum":
+            stem = self.current_stem()
+            if event.state == WorkerState.SUCCESS and stem is not None and event.worker.result[0] == stem.name:
+                data, caption = event.worker.result[1]
+                self.query_one("#stem-spectrum", Sparkline).data = data
+                self.query_one("#spectrum-title", Static).update(caption)
             return
         if event.worker is self.diagnosing:
             self.diagnosis_done(event.worker)

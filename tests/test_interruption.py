@@ -65,3 +65,38 @@ def test_a_signal_mid_render_keeps_the_project_and_the_previous_render(tmp_path,
     again = _cli(ws, "master", "Song")  # the next run starts clean and takes the next number
     assert again.wait(300) == 0, again.stderr.read()
     assert sorted(p.name for p in renders.iterdir()) == ["001", "002"]
+
+
+def test_a_signal_mid_separation_leaves_no_stems_and_no_lock(tmp_path):
+    """SIGTERM while Demucs (a tiny random-weight model) is separating a render: exit 143, the
+    project loads with no stems recorded, no temporary stems folder, no lock; separating again works."""
+    import numpy as np
+
+    pytest.importorskip("demucs")
+    from separation.testing import tiny_model_repo
+    from stemmaster.audio_io import write_audio
+    from stemmaster.demo import demo_mix, make_demo_stems
+
+    models = tmp_path / "models"
+    tiny_model_repo(models, "htdemucs", kind="htdemucs", seed=0)
+    render = tmp_path / "song.wav"
+    write_audio(render, np.tile(demo_mix(make_demo_stems(duration_s=5)), (1, 36)), 44100)  # 3 minutes
+    ws = tmp_path / "ws"
+    assert _cli(ws, "new", "Song", "--render", str(render)).wait(120) == 0
+    proc = _cli(ws, "separate", "Song", "--model-repo", str(models))
+    seen = []
+    for line in proc.stderr:  # the progress bar's lines (not a terminal: one per step)
+        seen.append(line)
+        if "separat" in line and "%" in line and not line.split("%")[0].strip().endswith(" 0"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, "".join(seen) + err
+    assert "Traceback" not in err and "terminated" in err.strip().splitlines()[-1]
+    folder = ws / "Song"
+    assert Workspace(ws).load("Song").stems == []
+    assert not [p for p in (folder / "stems").iterdir()]  # no stems, no .tmp-separate-*
+    assert not (folder / ".lock").exists()
+    again = _cli(ws, "separate", "Song", "--model-repo", str(models))
+    assert again.wait(300) == 0, again.stderr.read()
+    assert len(Workspace(ws).load("Song").stems) == 4

@@ -894,3 +894,26 @@ def test_stem_spectrum_view_follows_the_selected_stem(tmp_path, demo_stems):
                 assert int(text_of(app, "#spectrum-title").split("near ")[1].split(" Hz")[0]) < 300
 
     run(scenario())
+
+
+def test_master_auto_shows_before_and_after_in_the_report(tmp_path, demo_stems):
+    ws = Workspace(tmp_path / "ws")
+    ws.create_from_stems("song", demo_stems)
+
+    async def scenario():
+        app = StemmasterApp(ws)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot, lambda: isinstance(app.screen, ProjectsScreen))
+            await open_project(app, pilot, "song")
+            await pilot.press("M")
+            await settle(app, pilot, lambda: isinstance(app.screen, ReportScreen))
+            report = report_of(ws, "song", "001")
+            assert report["auto"]["applied"]  # the repairs were recorded in the project
+            assert ws.load("song").stem("bass").chain["low_end_mono"]["crossover_hz"] == 150.0
+            table = app.screen.query_one("#auto", DataTable)
+            rows = [table.get_row_at(i) for i in range(table.row_count)]
+            by_key = {(r[0], r[1]): r for r in rows}
+            assert by_key[("bass", "wide_low_end")][4] in ("resolved", "improved")
+            assert len(rows) == len(report["auto"]["compare"])
+
+    run(scenario())

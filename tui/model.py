@@ -692,7 +692,8 @@ class MasterDone:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def master_job(ws: Workspace, project: Project, progress: Progress, cancel: CancelCheck) -> MasterDone:
+def master_job(ws: Workspace, project: Project, progress: Progress, cancel: CancelCheck, *,
+               auto: bool = False) -> MasterDone:
     """``stemmaster master NAME``: separate a render project first if it needs it, diagnose the
     stems, render, and record the diagnosis in the render's report."""
     from stemmaster import judge
@@ -707,7 +708,8 @@ def master_job(ws: Workspace, project: Project, progress: Progress, cancel: Canc
     if not project.stems:
         raise StemmasterError(f"project {project.name!r} has no stems")
     render_id = ws.next_render_id(project)
-    judged = judge.master_project(project, folder, render_id, save=ws.save, progress=render_progress, cancel=cancel)
+    judged = judge.master_project(project, folder, render_id, save=ws.save, progress=render_progress, cancel=cancel,
+                                  auto=auto)
     outcome = judged.outcome
     return MasterDone(render_id=render_id, folder=outcome.folder, separated=separated, report=outcome.report)
 
@@ -793,4 +795,20 @@ def stem_spectrum(ws: Workspace, project: Project, stem_name: str, *, bands: int
     floor = max(level) - 60.0
     shown = [max(v, floor) - floor for v in level]
     return shown, f"spectrum of {stem_name}, 20 Hz-20 kHz (1/3 octave; loudest near {freqs[top]:.0f} Hz)"
+
+
+def auto_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """What ``--auto`` changed (report["auto"]["compare"]): stem, finding, before, after, state."""
+    auto = report.get("auto")
+    if not isinstance(auto, dict):
+        return []
+    rows = []
+    for r in auto.get("compare") or []:
+        unit = r.get("unit") or ""
+        before = "-" if r.get("before") is None else f"{r['before']:.1f} {unit}".strip()
+        after = "-" if r.get("after") is None else f"{r['after']:.1f} {unit}".strip()
+        state = ("new" if r.get("new") else "resolved" if r.get("resolved")
+                 else "improved" if r.get("improved") else "not improved")
+        rows.append((str(r.get("stem", "")), str(r.get("id", "")), before, after, state))
+    return rows
 

@@ -178,6 +178,7 @@ Projects
   r        rename the project      d  delete it (asks first)
 Project: tabs 1 stems, 2 diagnosis, 3 master
   m  master (separates a render project first if needed)
+  M  master --auto: apply every repair, master, measure each finding again
   s  separate a render project     c  cancel the running job
   v  the latest render's report    escape  back to projects
   x  export the latest render: versions, formats, rate (deliverables/)
@@ -566,6 +567,7 @@ class ProjectScreen(Screen):
         Binding("3", "tab('tab-master')", "Master settings", show=False),
         Binding("e", "edit", "Edit", show=False),
         Binding("m", "master", "Master"),
+        Binding("M", "master_auto", "Master --auto", key_display="M", show=False),
         Binding("s", "separate", "Separate"),
         Binding("c", "cancel", "Cancel job"),
         Binding("v", "report", "Report"),
@@ -1001,7 +1003,7 @@ class ProjectScreen(Screen):
         if action in ("apply", "apply_all") and self.is_mounted:
             if self.query_one("#tabs", TabbedContent).active != "tab-diagnosis":
                 return False  # the findings are on the diagnosis tab
-        if action in ("master", "edit", "apply", "apply_all", "export") and self.busy:
+        if action in ("master", "master_auto", "edit", "apply", "apply_all", "export") and self.busy:
             return None  # shown, disabled
         if action in ("report", "export"):
             return bool(self.project.renders)
@@ -1039,6 +1041,12 @@ class ProjectScreen(Screen):
 
     def action_master(self) -> None:
         self.start_job("master", model.master_job)
+
+    def action_master_auto(self) -> None:
+        """As `stemmaster master --auto`: the diagnosis' repairs recorded, then the master, then
+        each finding measured again (the report view shows before -> after)."""
+        self.start_job("master", lambda ws, project, progress, cancel: model.master_job(
+            ws, project, progress, cancel, auto=True))
 
     def action_separate(self) -> None:
         if self.project.source_kind != "render":
@@ -1234,6 +1242,14 @@ class ReportScreen(Screen):
                 if found:
                     yield Static("findings", classes="section")
                     yield Static("\n".join(f"- {f}" for f in found), id="findings", markup=False)
+                auto = model.auto_rows(r)
+                if auto:
+                    yield Static("automatic repairs: before -> after", classes="section")
+                    table = InfoTable(id="auto", show_cursor=False)
+                    table.add_columns("stem", "finding", "before", "after", "")
+                    for row in auto:
+                        table.add_row(*row)
+                    yield table
         yield Footer()
 
     def on_mount(self) -> None:

@@ -150,13 +150,17 @@ def start_repairs(stems: list[StemAudio], sample_rate: int, pool: ThreadPoolExec
             return np.zeros(s.audio.shape, dtype=np.float32), [], []
         stages = []
         repaired = s.audio.astype(np.float64)
+        before = np.asarray(s.audio, dtype=np.float32)
         for processor in chain.processors:  # as Chain.process does, keeping each stage for the report
-            out = processor.process(repaired, sample_rate)
-            stages.append((processor.kind, repaired, out))
-            repaired = out
-        if s.gain_db != 0.0:  # a 170 MB multiply on a 4-minute stem: only when there is a gain
-            repaired = repaired * 10.0 ** (s.gain_db / 20.0)
-        return repaired.astype(np.float32), chain.kinds(), stages
+            repaired = processor.process(repaired, sample_rate)
+            # the effect measures read float32 (they convert anyway): each stage is kept at half the
+            # memory of the float64 chain, and only the current float64 array stays alive
+            after = repaired.astype(np.float32)
+            stages.append((processor.kind, before, after))
+            before = after
+        if s.gain_db != 0.0:
+            return (repaired * 10.0 ** (s.gain_db / 20.0)).astype(np.float32), chain.kinds(), stages
+        return before if stages else repaired.astype(np.float32), chain.kinds(), stages
 
     done: dict[str, tuple[np.ndarray, list[str]]] = {}
     effect_jobs: dict[str, list[Future]] = {}

@@ -26,6 +26,7 @@ from stemmaster.meters.truepeak import true_peak_dbtp
 
 N_FFT = 2048
 HOP = 2048
+_BLOCK_FRAMES = 2048  # frames per FFT block: 2048 x 2048 float32, 16 MB of temporaries
 _FLOOR = 1e-20
 
 
@@ -40,8 +41,13 @@ def _frame_power(x: np.ndarray) -> np.ndarray:
     window = np.hanning(N_FFT)
     window = (window * np.sqrt(2.0 / (N_FFT * np.sum(window ** 2)))).astype(np.float32)
     frames = sliding_window_view(np.asarray(x, dtype=np.float32), N_FFT)[::HOP]
-    z = scipy.fft.rfft(frames * window, axis=1, workers=1)
-    return z.real ** 2 + z.imag ** 2
+    out = np.empty((frames.shape[0], N_FFT // 2 + 1), dtype=np.float32)
+    # in blocks of frames: the windowed copy and the complex spectra of a whole song would be
+    # four times the size of the result (2.5 GB for an hour of stereo)
+    for start in range(0, frames.shape[0], _BLOCK_FRAMES):
+        z = scipy.fft.rfft(frames[start:start + _BLOCK_FRAMES] * window, axis=1, workers=1)
+        np.add(z.real ** 2, z.imag ** 2, out=out[start:start + _BLOCK_FRAMES])
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

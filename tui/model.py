@@ -192,10 +192,16 @@ def curve_span(curve: list[float]) -> str:
     return f"{min(finite):.1f} to {max(finite):.1f} LUFS" if finite else "silent"
 
 
+def _done_checks(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The report's release checks when they ran to the end, else None."""
+    checks = report.get("checks")
+    return checks if isinstance(checks, dict) and checks.get("status") == "done" else None
+
+
 def translation_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """The translation checks: (check, loudness LUFS, change LU, warnings) per playback model."""
-    checks = report.get("checks")
-    if not isinstance(checks, dict) or checks.get("status") != "done":
+    checks = _done_checks(report)
+    if checks is None:
         return []
     rows = []
     for t in checks.get("translation") or []:
@@ -211,8 +217,8 @@ def translation_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 def codec_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """The codec round trips: (codec and bitrate, decoded true peak dBTP, overs, recommended ceiling dBTP)."""
-    checks = report.get("checks")
-    if not isinstance(checks, dict) or checks.get("status") != "done":
+    checks = _done_checks(report)
+    if checks is None:
         return []
     rows = []
     for c in checks.get("codec") or []:

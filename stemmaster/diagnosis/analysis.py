@@ -18,36 +18,18 @@ import numba
 import numpy as np
 
 from stemmaster.meters import loudness
-import scipy.fft
-from numpy.lib.stride_tricks import sliding_window_view
 
-from stemmaster.meters.spectral import _mid_side
+from stemmaster.meters.spectral import _frame_power, _mid_side
 from stemmaster.meters.truepeak import true_peak_dbtp
 
 N_FFT = 2048
 HOP = 2048
-_BLOCK_FRAMES = 2048  # frames per FFT block: 2048 x 2048 float32, 16 MB of temporaries
 _FLOOR = 1e-20
 
 
 def db(x):
     """Power ratio in dB (``10 log10``), floored at -200 dB."""
     return 10.0 * np.log10(np.maximum(x, _FLOOR))
-
-
-def _frame_power(x: np.ndarray) -> np.ndarray:
-    """Power spectra of Hann frames of ``x`` (float32), scaled so each frame's bins sum to its
-    mean square (one-sided: the window's energy and the two sides folded into the window)."""
-    window = np.hanning(N_FFT)
-    window = (window * np.sqrt(2.0 / (N_FFT * np.sum(window ** 2)))).astype(np.float32)
-    frames = sliding_window_view(np.asarray(x, dtype=np.float32), N_FFT)[::HOP]
-    out = np.empty((frames.shape[0], N_FFT // 2 + 1), dtype=np.float32)
-    # in blocks of frames: the windowed copy and the complex spectra of a whole song would be
-    # four times the size of the result (2.5 GB for an hour of stereo)
-    for start in range(0, frames.shape[0], _BLOCK_FRAMES):
-        z = scipy.fft.rfft(frames[start:start + _BLOCK_FRAMES] * window, axis=1, workers=1)
-        np.add(z.real ** 2, z.imag ** 2, out=out[start:start + _BLOCK_FRAMES])
-    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -138,14 +120,13 @@ def analyse(name: str, role: str, audio: np.ndarray, sample_rate: int) -> Signal
     channels, n = audio.shape
     stereo = channels >= 2
     mid, side = _mid_side(audio[:2])
-    n_fft = N_FFT if n >= N_FFT else 0
-    # one-sided power per frame -> mean square (see meters.spectral._low_energy)
-    if n_fft:
-        mid_power = _frame_power(mid)
-        side_power = _frame_power(side) if stereo else None
-        freqs = np.fft.rfftfreq(N_FFT, 1.0 / sr)
+    freqs = np.fft.rfftfreq(N_FFT, 1.0 / sr)
+    if n >= N_FFT:
+        # scaled so each frame's bins sum to its mean square (one-sided, the window's energy divided out)
+        scale = 2.0 / (N_FFT * float(np.sum(np.hanning(N_FFT) ** 2)))
+        mid_power = _frame_power(mid, N_FFT, HOP, scale=scale)
+        side_power = _frame_power(side, N_FFT, HOP, scale=scale) if stereo else None
     else:
-        freqs = np.fft.rfftfreq(N_FFT, 1.0 / sr)
         mid_power = np.zeros((0, freqs.size), np.float32)
         side_power = np.zeros((0, freqs.size), np.float32) if stereo else None
 

@@ -41,11 +41,20 @@ def _mid_side(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mid, side
 
 
-def _frame_power(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """Power spectra of Hann-windowed frames, shaped ``(frames, n_fft // 2 + 1)`` (float32 FFTs)."""
+_BLOCK_FRAMES = 2048  # frames per FFT block: the windowed copy and the spectra stay small
+
+
+def _frame_power(x: np.ndarray, n_fft: int, hop: int, *, scale: float = 1.0) -> np.ndarray:
+    """Power spectra of Hann-windowed frames, shaped ``(frames, n_fft // 2 + 1)`` float32, times
+    ``scale`` (folded into the window). Computed a block of frames at a time: the windowed copy
+    and the complex spectra of a whole song at once would be four times the size of the result."""
+    window = (np.hanning(n_fft) * np.sqrt(scale)).astype(np.float32)
     frames = sliding_window_view(np.asarray(x, dtype=np.float32), n_fft)[::hop]
-    z = scipy.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1, workers=-1)
-    return z.real ** 2 + z.imag ** 2
+    out = np.empty((frames.shape[0], n_fft // 2 + 1), dtype=np.float32)
+    for start in range(0, frames.shape[0], _BLOCK_FRAMES):
+        z = scipy.fft.rfft(frames[start:start + _BLOCK_FRAMES] * window, axis=1, workers=-1)
+        np.add(z.real ** 2, z.imag ** 2, out=out[start:start + _BLOCK_FRAMES])
+    return out
 
 
 def _long_term_spectrum(x: np.ndarray, sample_rate: int, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray]:

@@ -1162,6 +1162,18 @@ class ProjectScreen(Screen):
 
 # ------------------------------------------------------------------ report
 
+def _table_section(title: str, table_id: str, columns: tuple[str, ...], rows: list[tuple]) -> ComposeResult:
+    """A report section: its title and a read-only table of ``rows``; nothing when there are none."""
+    if not rows:
+        return
+    yield Static(title, classes="section")
+    table = InfoTable(id=table_id, show_cursor=False)
+    table.add_columns(*columns)
+    for row in rows:
+        table.add_row(*row)
+    yield table
+
+
 class ReportScreen(Screen):
     """One render's figures, diagnosis, short-term loudness and files."""
 
@@ -1223,33 +1235,16 @@ class ReportScreen(Screen):
                 yield Static("files", classes="section")
                 paths = model.output_files(self.ws, self.project, self.record, r)
                 yield Static(Text("\n".join(str(p) for p in paths)), id="files")
-                translation = model.translation_rows(r)
-                if translation:
-                    yield Static("translation", classes="section")
-                    table = InfoTable(id="translation", show_cursor=False)
-                    table.add_columns("check", "LUFS", "change LU", "warnings")
-                    for row in translation:
-                        table.add_row(*row)
-                    yield table
-                codec = model.codec_rows(r)
-                if codec:
-                    yield Static("codec round trips", classes="section")
-                    table = InfoTable(id="codec", show_cursor=False)
-                    table.add_columns("codec", "decoded dBTP", "overs", "recommended ceiling dBTP")
-                    for row in codec:
-                        table.add_row(*row)
-                    yield table
+                yield from _table_section("translation", "translation", ("check", "LUFS", "change LU", "warnings"),
+                                          model.translation_rows(r))
+                yield from _table_section("codec round trips", "codec",
+                                          ("codec", "decoded dBTP", "overs", "recommended ceiling dBTP"),
+                                          model.codec_rows(r))
                 if found:
                     yield Static("findings", classes="section")
                     yield Static("\n".join(f"- {f}" for f in found), id="findings", markup=False)
-                auto = model.auto_rows(r)
-                if auto:
-                    yield Static("automatic repairs: before -> after", classes="section")
-                    table = InfoTable(id="auto", show_cursor=False)
-                    table.add_columns("stem", "finding", "before", "after", "")
-                    for row in auto:
-                        table.add_row(*row)
-                    yield table
+                yield from _table_section("automatic repairs: before -> after", "auto",
+                                          ("stem", "finding", "before", "after", ""), model.auto_rows(r))
         yield Footer()
 
     def on_mount(self) -> None:

@@ -64,3 +64,19 @@ def assert_edge_signal_contract(proc, signals, sample_rate: int) -> list:
     assert np.array_equal(proc.process(np.zeros((2, n)), sample_rate), np.zeros((2, n)))
     assert proc.process(np.zeros((2, 0), np.float32), sample_rate).shape == (2, 0)
     return outputs
+
+
+def noise_stems(folder: Path, seconds: float = 1.0) -> Path:
+    """A small stems folder (``vocals.wav`` and ``bass.wav``: stereo noise at -20 dBFS RMS, 44.1 kHz)
+    for tests about projects, not sound."""
+    import numpy as np
+
+    from stemmaster.audio_io import write_audio
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in ("vocals", "bass"):
+        write_audio(folder / f"{name}.wav", (rng.standard_normal((2, int(44100 * seconds))) * 0.1).astype(np.float32),
+                    44100)
+    return folder
+

@@ -8,14 +8,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
-from stemmaster.audio_io import write_audio
 from stemmaster.cli import main
 from stemmaster.errors import ProjectError
 from stemmaster.lock import LOCK_NAME, project_lock
 from stemmaster.workspace import Workspace
+from tests.helpers import noise_stems
 
 HOLD = """
 import sys, time
@@ -28,13 +27,8 @@ with project_lock(sys.argv[1], "master 007"):
 
 @pytest.fixture()
 def ws(tmp_path):
-    stems = tmp_path / "stems"
-    stems.mkdir()
-    rng = np.random.default_rng(0)
-    for name in ("vocals", "bass"):
-        write_audio(stems / f"{name}.wav", (rng.standard_normal((2, 44100)) * 0.1).astype(np.float32), 44100)
     w = Workspace(tmp_path / "ws")
-    w.create_from_stems("Song", stems)
+    w.create_from_stems("Song", noise_stems(tmp_path / "stems", 1.0))
     return w
 
 

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 
-from stemmaster.audio_io import write_audio
 from stemmaster.cli import main
 from stemmaster.errors import ProjectError
 from stemmaster.workspace import Workspace
+from tests.helpers import noise_stems
 
 
 @pytest.fixture()
 def ws(tmp_path):
-    stems = tmp_path / "stems"
-    stems.mkdir()
-    rng = np.random.default_rng(0)
-    for name in ("vocals", "bass"):
-        write_audio(stems / f"{name}.wav", (rng.standard_normal((2, 22050)) * 0.1).astype(np.float32), 44100)
+    stems = noise_stems(tmp_path / "stems", 0.5)
     w = Workspace(tmp_path / "ws")
     w.create_from_stems("First", stems)
     w.create_from_stems("Second", stems)

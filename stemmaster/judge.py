@@ -168,9 +168,13 @@ def record_judgement(outcome, diagnosis: Diagnosis, auto: dict[str, Any] | None 
 
 
 def diagnosis_lines(d: Diagnosis) -> list[str]:
-    """The diagnosis as plain lines for a terminal: verdict, reasons, then each finding."""
+    """The diagnosis as plain lines for a terminal: the verdict, then each finding with its repair.
+
+    The reasons are the deciding findings' own messages: listed under the verdict only when the
+    mix must be fixed (as in report.md), otherwise the findings below say it once."""
     lines = [f"verdict: {d.verdict}"]
-    lines += [f"  - {r}" for r in d.reasons]
+    if d.verdict == "fix the mix first":
+        lines += [f"  - {r}" for r in d.reasons]
     if not d.findings:
         lines.append("no findings")
     for f in d.findings:

@@ -35,7 +35,7 @@ from stemmaster.dsp.low_end_mono import LowEndMono
 from stemmaster.dsp.width import StereoWidth
 from stemmaster.dsp.processor import check_range, gain_to_db
 from stemmaster.errors import AudioError, Cancelled, SettingsError, StemmasterError
-from stemmaster.meters.loudness import gated_loudness_lufs, gated_loudness_of_k_weighted, k_weighted
+from stemmaster.meters.loudness import gated_loudness_lufs, gated_loudness_of_energy, k_weighted_energy
 from stemmaster.profiles import DEFAULT_PROFILE, get_profile
 
 Progress = Callable[[float, str], None]
@@ -182,8 +182,9 @@ class MasterResult:
     """The mastered audio ``(channels, samples)`` float64 and what was done to reach it.
 
     ``integrated_lufs`` is the search's own reading (our gated BS.1770-4 meter);
-    ``true_peak_dbtp`` is the limiter's 8x detector reading of the output,
-    which is never below the 4x BS.1770 meter's (whose points it contains).
+    ``true_peak_dbtp`` is the limiter's 8x detector reading of the output (or
+    a bound of it, exact near the ceiling), which is never below the 4x
+    BS.1770 meter's (whose points it contains).
     The render report measures the written master again, as quantised.
     """
 
@@ -252,8 +253,8 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
         raise Cancelled("mastering cancelled")
 
     limiter = replace(settings.true_peak_limiter, ceiling_dbtp=bus.ceiling_dbtp)
-    k_weighted_x = k_weighted(x, sample_rate)  # the estimate passes measure K(x) * drive * gain
-    pre_lufs = gated_loudness_of_k_weighted(k_weighted_x, sample_rate)
+    energy = k_weighted_energy(x, sample_rate)  # the estimate passes measure K(x) * drive * gain
+    pre_lufs = gated_loudness_of_energy(energy, sample_rate)
     envelope = detector_envelope(x)  # linear in the drive: measured once for every pass
     # The search steers on our gated BS.1770-4 meter (EBU Tech 3341/3342
     # conformance files within 0.01 LU), the same meter the render report
@@ -273,12 +274,13 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
         # on target, the guaranteed gain (output measured and corrected) is
         # computed for that drive and its loudness checked again.
         if verified:
-            y, gain, peak = limiter.limit(x * drive_lin, sample_rate, envelope=envelope * drive_lin)
+            energy = None  # the last pass measures the output itself
+            y, gain, peak = limiter.limit(x, sample_rate, envelope=envelope, scale=drive_lin)
             fast = gated_loudness_lufs(y, sample_rate)
         else:  # within 0.01 LU of measuring y itself, without K-weighting it again
             gain = limiter.estimate_gain(envelope, sample_rate, scale=drive_lin)
             gain *= drive_lin
-            fast = gated_loudness_of_k_weighted(k_weighted_x, sample_rate, gain)
+            fast = gated_loudness_of_energy(energy, sample_rate, gain)
         tried.append((drive, fast))
         log.append(f"pass {it}: drive {drive:+.2f} dB -> {fast:.2f} LUFS{'' if verified else ' (estimate)'}")
         if abs(bus.target_lufs - fast) <= bus.tolerance_lu * 0.5:
@@ -298,7 +300,7 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
     report(1.0, "bus master done")
     bus_gain = gain * drive_lin if gain.size else np.full(mix.shape[1], drive_lin)
     if comp_gain is not None:
-        bus_gain = bus_gain * comp_gain
+        bus_gain *= comp_gain
     return MasterResult(
         audio=y, sample_rate=sample_rate, staging_gain_db=staging_db, drive_gain_db=drive,
         integrated_lufs=lufs, true_peak_dbtp=gain_to_db(peak) if peak > 0 else float("-inf"),

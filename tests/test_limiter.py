@@ -10,7 +10,7 @@ from stemmaster.dsp import limiter as limiter_module
 from stemmaster.dsp._recursive import moving_average_past as _moving_average_past
 from stemmaster.dsp._recursive import limiter_pass, release_under
 from stemmaster.dsp._recursive import window_min as _window_min
-from stemmaster.dsp.limiter import DETECTOR, TruePeakLimiter
+from stemmaster.dsp.limiter import DETECTOR, TruePeakLimiter, detector_envelope
 from stemmaster.errors import AudioError, SettingsError
 from stemmaster.meters.truepeak import true_peak_dbtp, true_peak_linear
 from tests.helpers import assert_edge_signal_contract
@@ -74,11 +74,34 @@ def test_output_true_peak_is_under_the_ceiling(sample_rate, ceiling, signal):
     gain, passes, _, _ = lim._gain_and_passes(x, sample_rate)
     assert passes <= 2  # no fallback; in fact one pass for all of these
     assert np.all(gain <= 1.0) and np.all(gain > 0.0)
-    # the peak it reports is the detector's reading of its output, which bounds the 4x meter's
+    # the peak it reports bounds the detector's reading of its output (it is that reading
+    # near the ceiling, a bound elsewhere), and so the 4x meter's
     out, gain2, peak = lim.limit(x, sample_rate)
     assert np.array_equal(gain2, gain) and np.array_equal(out, x * gain)
-    assert peak == pytest.approx(true_peak_linear(x * gain, DETECTOR), rel=1e-6)
-    assert true_peak_linear(x * gain) <= peak * (1 + 1e-6) and peak <= 10 ** (ceiling / 20)
+    assert true_peak_linear(x * gain, DETECTOR) <= peak * (1 + 1e-6) and peak <= 10 ** (ceiling / 20)
+    assert true_peak_linear(x * gain) <= peak * (1 + 1e-6)
+    # a scale folded in is the same as scaling the input first
+    out2, gain3, peak2 = lim.limit(x * 0.5, sample_rate, envelope=detector_envelope(x * 0.5), scale=2.0)
+    assert np.allclose(out2, out, rtol=0, atol=1e-12) and np.allclose(gain3, gain, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("signal", sorted(SIGNALS))
+def test_bounded_envelope_never_reads_below_the_detector(signal):
+    # after a pass the limiter measures its output exactly only where it could be near the
+    # ceiling; elsewhere it keeps a bound: the bound must never be under the real reading
+    x = SIGNALS[signal](44100, -1.0)
+    env = detector_envelope(x)
+    rng = np.random.default_rng(3)
+    for scale in (1.0, 0.7):
+        for step in (TruePeakLimiter(ceiling_dbtp=-1.0).gain(x * scale, 44100, verify=False),
+                     np.clip(1.0 - np.abs(np.cumsum(rng.standard_normal(x.shape[1]))) * 1e-3, 0.05, 1.0)):
+            scaled = x * scale * step
+            exact = detector_envelope(scaled)
+            for accept in (10 ** (-1.0 / 20), 10.0):  # 10: nothing re-measured, the bound alone
+                got = limiter_module._scaled_envelope(env, x, scaled, step, accept, scale)
+                assert np.all(got >= exact - 1e-6)
+                near = exact > accept
+                assert np.allclose(got[near], exact[near], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("lookahead_ms, release_ms",
@@ -234,7 +257,6 @@ def test_settings_round_trip():
 
 
 def test_precomputed_envelope_gives_the_same_gain():
-    from stemmaster.dsp.limiter import detector_envelope
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 20000)) * 0.3

@@ -431,15 +431,20 @@ def test_k_weight_once_then_gain_reads_like_measuring_the_limited_signal():
     # the master's loudness search relies on K(x) * g ~ K(x * g) for a limiter's gain curve
     from stemmaster.demo import demo_mix, make_demo_stems
     from stemmaster.dsp.limiter import TruePeakLimiter
-    from stemmaster.meters.loudness import gated_loudness_lufs, gated_loudness_of_k_weighted, k_weighted
+    from stemmaster.meters.loudness import gated_loudness_lufs, gated_loudness_of_energy, k_weighted_energy
 
     sr = 44100
     x = demo_mix(make_demo_stems(sample_rate=sr, duration_s=12.0)).astype(np.float64)
+    e = k_weighted_energy(x, sr)
+    assert e.dtype == np.float32 and e.shape == (x.shape[1],)
+    # the per-sample energy is the K-weighted signal squared and summed over the channels
     kx = k_weighted(x, sr)
-    assert gated_loudness_of_k_weighted(kx, sr) == pytest.approx(gated_loudness_lufs(x, sr), abs=1e-9)
+    assert np.allclose(e, (kx ** 2).sum(axis=0), rtol=1e-6, atol=1e-12)
+    assert gated_loudness_of_energy(e, sr) == pytest.approx(gated_loudness_lufs(x, sr), abs=1e-5)
+    assert gated_loudness_of_energy(e, sr, 0.5) == pytest.approx(gated_loudness_lufs(x * 0.5, sr), abs=1e-5)
     for drive_db in (6.0, 12.0, 18.0):
         d = 10 ** (drive_db / 20)
         g = TruePeakLimiter(ceiling_dbtp=-1.0).gain(x * d, sr)
         assert g.min() < 10 ** (-3 / 20)  # it really limits
         exact = gated_loudness_lufs(x * d * g, sr)
-        assert abs(gated_loudness_of_k_weighted(kx * (d * g), sr) - exact) < 0.02
+        assert abs(gated_loudness_of_energy(e, sr, d * g) - exact) < 0.02

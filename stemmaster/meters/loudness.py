@@ -121,23 +121,6 @@ def k_weighted(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return _k_weighted64(audio, int(sample_rate)).astype(audio.dtype, copy=False)
 
 
-@numba.njit(cache=True, nogil=True)
-def _weighted_hop_sums(kw: np.ndarray, gain: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``sum_c weights[c] * sum_{t in hop k} (kw[c, t] * gain[t])**2`` per hop (``gain`` empty: 1)."""
-    hops = bounds.shape[0] - 1
-    out = np.zeros(hops)
-    scaled = gain.shape[0] > 0
-    for c in range(kw.shape[0]):
-        row = kw[c]
-        for k in range(hops):
-            acc = 0.0
-            for t in range(bounds[k], bounds[k + 1]):
-                v = row[t] * gain[t] if scaled else row[t]
-                acc += v * v
-            out[k] += weights[c] * acc
-    return out
-
-
 def _hop_bounds(n: int, sample_rate: int) -> np.ndarray:
     """Sample indices where the complete 100 ms hops of ``n`` samples start, and where the last ends."""
     hop = HOP_S * sample_rate
@@ -147,24 +130,6 @@ def _hop_bounds(n: int, sample_rate: int) -> np.ndarray:
     bounds = np.round(np.arange(hops + 1) * hop).astype(np.int64)
     hops = int(np.searchsorted(bounds, n, side="right")) - 1  # guard against rounding past the end
     return bounds[: hops + 1]
-
-
-def _hop_energy(kw: np.ndarray, sample_rate: int, gain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Channel-weighted sum of squares of K-weighted audio per complete 100 ms hop.
-
-    Returns ``(energy, lengths)``, both shape ``(hops,)``: ``energy[k]`` sums
-    ``G_i * x_i[t]**2`` over channels and the samples of hop ``k``, which spans
-    samples ``round(k * 0.1 * sr)`` to ``round((k + 1) * 0.1 * sr)``;
-    ``lengths[k]`` is its sample count. ``gain`` ``(samples,)``, if given,
-    multiplies every channel first (``K(x) * g`` without forming it).
-    """
-    bounds = _hop_bounds(kw.shape[1], sample_rate)
-    if bounds.shape[0] < 2:
-        return np.zeros(0), np.zeros(0)
-    weights = channel_weights(kw.shape[0])
-    gain = np.zeros(0) if gain is None else np.ascontiguousarray(gain, dtype=np.float64)
-    energy = _weighted_hop_sums(np.ascontiguousarray(kw, dtype=np.float64), gain, bounds, weights)
-    return energy, np.diff(bounds).astype(np.float64)
 
 
 def _window_lufs(energy: np.ndarray, lengths: np.ndarray, hops_per_window: int) -> np.ndarray:
@@ -183,8 +148,8 @@ def _hops_per(window_s: float) -> int:
 
 @numba.njit(cache=True, nogil=True)
 def _k_hop_sums(x: np.ndarray, sos: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``_weighted_hop_sums(sos_filter(sos, x), empty, bounds, weights)`` without storing the
-    filtered signal: both sections (transposed direct form II, zero start, as ``sosfilt``) run
+    """Per hop ``k`` (samples ``bounds[k]`` to ``bounds[k + 1]``), ``sum_c weights[c] * sum_t
+    sosfilt(sos, x[c])[t] ** 2``, without storing the filtered signal: both sections (transposed direct form II, zero start, as ``sosfilt``) run
     and square into the hop sums in one sweep, two channels interleaved."""
     channels = x.shape[0]
     hops = bounds.shape[0] - 1
@@ -228,7 +193,7 @@ def _k_hop_sums(x: np.ndarray, sos: np.ndarray, bounds: np.ndarray, weights: np.
 
 def _prepared_energy(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """The K-weighted, channel-weighted energy per complete 100 ms hop and the hops' lengths
-    (as ``_hop_energy(_k_weighted64(audio))``, in one sweep without the filtered copy)."""
+    (in one sweep, without a K-weighted copy of the audio)."""
     check_meter_audio(audio, sample_rate)
     sample_rate = int(sample_rate)
     bounds = _hop_bounds(audio.shape[1], sample_rate)
@@ -317,21 +282,98 @@ def gated_loudness_lufs(audio: np.ndarray, sample_rate: int) -> float:
     return integrated_from_blocks(blocks)
 
 
-def gated_loudness_of_k_weighted(k_weighted_audio: np.ndarray, sample_rate: int,
-                                 gain: np.ndarray | None = None) -> float:
-    """``gated_loudness_lufs`` of a signal that is already K-weighted (``k_weighted``), in LUFS,
-    times ``gain`` (``(samples,)`` linear, or a scalar) if given.
+def k_weighted_energy(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The channel-weighted K-weighted power of ``audio`` ``(channels, samples)`` per sample:
+    ``sum_c G_c * K(x_c)[t] ** 2``, float32 ``(samples,)``.
+
+    What a loudness search needs from a signal it will try many gains on
+    (``gated_loudness_of_energy``): a quarter of the bytes of the K-weighted
+    stereo signal in float64, made in one sweep without storing that signal.
+    """
+    check_meter_audio(audio, sample_rate)
+    out = np.empty(audio.shape[1], dtype=np.float32)
+    if audio.shape[1]:
+        _k_energy(np.ascontiguousarray(audio), k_weighting_sos(int(sample_rate)), channel_weights(audio.shape[0]), out)
+    return out
+
+
+def gated_loudness_of_energy(energy: np.ndarray, sample_rate: int, gain: np.ndarray | float | None = None) -> float:
+    """``gated_loudness_lufs`` of the signal whose ``k_weighted_energy`` is ``energy``, times
+    ``gain`` (``(samples,)`` linear, or a scalar) if given, in LUFS.
 
     K-weighting is linear, so a caller that tries many slowly varying gains
-    ``g`` on one signal ``x`` can K-weight ``x`` once and measure ``K(x) * g``:
-    for a limiter's gain curve that reads within 0.01 LU of ``K(x * g)``
-    (measured up to 15 dB of gain reduction).
+    ``g`` on one signal ``x`` can K-weight ``x`` once and measure ``K(x) * g``
+    (whose energy is ``energy * g ** 2``): for a limiter's gain curve that
+    reads within 0.01 LU of ``K(x * g)`` (measured up to 15 dB of gain reduction).
     """
-    kw = np.asarray(k_weighted_audio, dtype=np.float64)
-    if gain is not None:
-        gain = np.broadcast_to(np.asarray(gain, dtype=np.float64), (kw.shape[1],))
-    energy, lengths = _hop_energy(kw, int(sample_rate), gain)
-    return integrated_from_blocks(_window_lufs(energy, lengths, _hops_per(BLOCK_S)))
+    energy = np.ascontiguousarray(energy)
+    bounds = _hop_bounds(energy.shape[0], int(sample_rate))
+    if bounds.shape[0] < 2:
+        return float("-inf")
+    if gain is None or np.ndim(gain) == 0:
+        scale = 1.0 if gain is None else float(gain) ** 2
+        hops = _energy_hop_sums(energy, np.zeros(0), bounds) * scale
+    else:
+        gain = np.ascontiguousarray(gain, dtype=np.float64)
+        if gain.shape != energy.shape:
+            raise ValueError(f"gain must be shaped {energy.shape}, got {gain.shape}")
+        hops = _energy_hop_sums(energy, gain, bounds)
+    return integrated_from_blocks(_window_lufs(hops, np.diff(bounds).astype(np.float64), _hops_per(BLOCK_S)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _energy_hop_sums(energy: np.ndarray, gain: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """``sum_{t in hop k} energy[t] * gain[t] ** 2`` per hop (``gain`` empty: 1)."""
+    hops = bounds.shape[0] - 1
+    out = np.zeros(hops)
+    scaled = gain.shape[0] > 0
+    for k in range(hops):
+        acc = 0.0
+        for t in range(bounds[k], bounds[k + 1]):
+            if scaled:
+                g = gain[t]
+                acc += energy[t] * (g * g)
+            else:
+                acc += energy[t]
+        out[k] = acc
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _k_energy(x: np.ndarray, sos: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+    """``out[t] = sum_c weights[c] * sosfilt(sos, x[c])[t] ** 2``: the two K-weighting sections
+    (transposed direct form II, zero start, as ``_k_hop_sums``), two channels interleaved."""
+    channels, n = x.shape
+    b0, b1, b2, a1, a2 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
+    d0, d1, d2, e1, e2 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
+    for c in range(0, channels, 2):
+        both = c + 1 < channels
+        w = c + 1 if both else c
+        wc = weights[c]
+        ww = weights[w] if both else 0.0
+        p0 = p1 = q0 = q1 = r0 = r1 = s0 = s1 = 0.0
+        for i in range(n):
+            v = float(x[c, i])
+            u = float(x[w, i])
+            y = b0 * v + p0
+            t = b0 * u + r0
+            p0 = b1 * v - a1 * y + p1
+            r0 = b1 * u - a1 * t + r1
+            p1 = b2 * v - a2 * y
+            r1 = b2 * u - a2 * t
+            z = d0 * y + q0
+            h = d0 * t + s0
+            q0 = d1 * y - e1 * z + q1
+            s0 = d1 * t - e1 * h + s1
+            q1 = d2 * y - e2 * z
+            s1 = d2 * t - e2 * h
+            e = wc * z * z + ww * h * h
+            out[i] = e if c == 0 else out[i] + e
+            if (i & 1023) == 0:  # a state decaying through silence is set to rest (see dsp/biquad.py)
+                if abs(p0) < TINY and abs(p1) < TINY and abs(q0) < TINY and abs(q1) < TINY:
+                    p0 = p1 = q0 = q1 = 0.0
+                if abs(r0) < TINY and abs(r1) < TINY and abs(s0) < TINY and abs(s1) < TINY:
+                    r0 = r1 = s0 = s1 = 0.0
 
 
 def integrated_from_blocks(blocks_lufs: np.ndarray) -> float:

@@ -131,11 +131,11 @@ def _channel_peaks(audio: np.ndarray, spec: Interpolator) -> np.ndarray:
     front = taps.shape[1] - 1 - center
     xp = np.zeros((audio.shape[0], front + n + center), dtype=np.float32)
     xp[:, front:front + n] = audio
-    return _interval_peaks(xp, np.ascontiguousarray(taps[1:]), front).astype(np.float64)
+    return _interval_peaks(xp, np.ascontiguousarray(taps[1:]), front)
 
 
 def true_peak_envelope(audio: np.ndarray, spec: Interpolator = METER_INTERPOLATOR) -> np.ndarray:
-    """Per-sample true-peak envelope, linear, shaped ``(samples,)``.
+    """Per-sample true-peak envelope, linear, float32 shaped ``(samples,)``.
 
     Element ``k`` is the largest absolute value of the oversampled waveform,
     over all channels, on the interval from sample ``k-1`` to sample ``k+1``:
@@ -145,7 +145,7 @@ def true_peak_envelope(audio: np.ndarray, spec: Interpolator = METER_INTERPOLATO
     """
     env = _channel_peaks(audio, spec)
     if env.size > 1:
-        env[1:] = np.maximum(env[1:], env[:-1].copy())  # add the interval [k-1, k)
+        np.maximum(env[1:], env[:-1], out=env[1:])  # add the interval [k-1, k) (numpy buffers the overlap)
     return env
 
 

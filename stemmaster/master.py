@@ -208,7 +208,7 @@ def bus_linear(audio: np.ndarray, sample_rate: int, settings: "MasterSettings", 
     stem sum) returns float64. Linear: the sum of the stems' outputs is the
     mix's. ``MasterResult.bus_gain`` times this is the master (or a stem's share of it).
     """
-    x = np.asarray(audio, dtype=np.float64) * 10.0 ** (staging_db / 20.0)
+    x = np.multiply(audio, 10.0 ** (staging_db / 20.0), dtype=np.float64)
     if settings.low_end_mono_enabled:
         x = settings.low_end_mono.process(x, sample_rate)
     x = settings.tone_eq.process(x, sample_rate)
@@ -219,13 +219,16 @@ def bus_linear(audio: np.ndarray, sample_rate: int, settings: "MasterSettings", 
 
 def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
                progress: Progress | None = None, cancel: CancelCheck | None = None) -> MasterResult:
-    """Master ``mix`` (``(channels, samples)`` float) to the settings' target and ceiling.
+    """Master ``mix`` (``(channels, samples)`` float32 or float64; the bus works in float64)
+    to the settings' target and ceiling.
 
     Raises AudioError for silent or too-short input, Cancelled when ``cancel()`` turns true.
     """
     report = progress or (lambda f, m: None)
     is_cancelled = cancel or (lambda: False)
-    mix = np.asarray(mix, dtype=np.float64)
+    mix = np.asarray(mix)
+    if mix.dtype not in (np.float32, np.float64):
+        mix = mix.astype(np.float64)
     if mix.ndim != 2 or mix.shape[1] == 0:
         raise AudioError(f"the mix must be shaped (channels, samples) and not empty, got {mix.shape}")
     if not np.all(np.isfinite(mix)):
@@ -246,7 +249,9 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
         report(0.15, "glue compressor")
         comp_gain_db = settings.glue_compressor.gain_db(x, sample_rate)
         comp_max_db = float(max(0.0, settings.glue_compressor.makeup_db - comp_gain_db.min()))
-        comp_gain = np.exp(comp_gain_db * (math.log(10.0) / 20.0))  # 10 ** (dB / 20), at a third of the cost
+        comp_gain = comp_gain_db  # its own array: 10 ** (dB / 20) in place, at a third of the cost of a power
+        comp_gain *= math.log(10.0) / 20.0
+        np.exp(comp_gain, out=comp_gain)
         x *= comp_gain  # x is this function's own array (the EQ's output)
         log.append(f"glue compressor: up to {comp_max_db:.2f} dB gain reduction")
     if is_cancelled():
@@ -275,7 +280,9 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
         # computed for that drive and its loudness checked again.
         if verified:
             energy = None  # the last pass measures the output itself
-            y, gain, peak = limiter.limit(x, sample_rate, envelope=envelope, scale=drive_lin)
+            # the output replaces x, which no pass needs after this one (x is recovered from it
+            # below when the loudness misses and the drive is steered again)
+            y, gain, peak = limiter.limit(x, sample_rate, envelope=envelope, scale=drive_lin, in_place=True)
             fast = gated_loudness_lufs(y, sample_rate)
         else:  # within 0.01 LU of measuring y itself, without K-weighting it again
             gain = limiter.estimate_gain(envelope, sample_rate, scale=drive_lin)
@@ -289,6 +296,10 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
                 continue  # the same drive again, with the ceiling guaranteed
             lufs = fast
             break
+        if verified:  # steer again from the limiter's input, which y replaced
+            y /= gain
+            y /= drive_lin
+            x = y
         drive = _next_drive(tried, bus.target_lufs)
         if drive > MAX_DRIVE_DB:
             raise StemmasterError(

@@ -135,3 +135,15 @@ def test_bad_dither_and_non_finite_audio_are_refused():
         quantize(np.zeros((1, 4)), 16, dither="shaped")
     with pytest.raises(AudioError):
         quantize(np.array([[0.0, np.nan]]), 16)
+
+
+@pytest.mark.parametrize("dither", ["tpdf", "none"])
+def test_quantize_measured_reports_the_largest_change(dither):
+    from stemmaster.dsp.dither import quantize_measured
+
+    x = np.random.default_rng(5).uniform(-1.2, 1.2, (2, 50000))  # some samples clip
+    q, error = quantize_measured(x, 16, dither=dither, seed=3)
+    assert np.array_equal(q, quantize(x, 16, dither=dither, seed=3))
+    assert error == pytest.approx(float(np.max(np.abs(q - x))), rel=0, abs=1e-12)
+    q, error = quantize_measured(x * 0.5, 24, dither=dither, seed=3)
+    assert 0 < error <= 2.0 ** -23 * (1.5 if dither == "tpdf" else 0.5) + 1e-12

@@ -98,7 +98,8 @@ def test_bounded_envelope_never_reads_below_the_detector(signal):
             scaled = x * scale * step
             exact = detector_envelope(scaled)
             for accept in (10 ** (-1.0 / 20), 10.0):  # 10: nothing re-measured, the bound alone
-                got = limiter_module._scaled_envelope(env, x, scaled, step, accept, scale)
+                got = limiter_module._scaled_envelope(env, limiter_module._block_peaks(x, limiter_module._BOUND_BLOCK),
+                                                     scaled, step, accept, scale)
                 assert np.all(got >= exact - 1e-6)
                 near = exact > accept
                 assert np.allclose(got[near], exact[near], rtol=0, atol=1e-6)

@@ -28,8 +28,15 @@ def tpdf_noise(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return noise
 
 
+def quantize_measured(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: int = 0,
+                      noise: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """``quantize`` and the largest change it made to any sample, ``max |out - audio|``
+    (linear), found in the same sweep: what a caller bounding the true peak's change needs."""
+    return quantize(audio, bit_depth, dither=dither, seed=seed, noise=noise, measured=True)
+
+
 def quantize(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: int = 0,
-             noise: np.ndarray | None = None) -> np.ndarray:
+             noise: np.ndarray | None = None, measured: bool = False):
     """Round ``audio`` onto the ``bit_depth`` integer grid, returned as float32 of the same shape.
 
     Values are ``k * 2**-(bit_depth-1)`` for integers ``k`` in
@@ -40,7 +47,8 @@ def quantize(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: i
     error is then signal-independent noise of mean 0 and variance LSB²/4.
     ``dither="none"`` only rounds. The same ``seed`` gives the same output.
     ``noise``, if given, must be ``tpdf_noise(audio.shape, seed)``: a caller
-    writing several bit depths draws it once.
+    writing several bit depths draws it once. ``measured``: return
+    ``(out, max |out - audio|)`` (use ``quantize_measured``).
     """
     if isinstance(bit_depth, bool) or not isinstance(bit_depth, (int, np.integer)) or not 2 <= bit_depth <= 24:
         raise SettingsError(f"quantize.bit_depth = {bit_depth!r} is not an integer from 2 to 24")
@@ -61,19 +69,22 @@ def quantize(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: i
     else:
         flat_noise = np.zeros(0, dtype=np.float32)
     out = np.empty(x.shape, dtype=np.float32)
-    _quantize(np.ascontiguousarray(x).reshape(-1), flat_noise, scale, out.reshape(-1))
-    return out
+    error = _quantize(np.ascontiguousarray(x).reshape(-1), flat_noise, scale, out.reshape(-1))
+    return (out, error) if measured else out
 
 
 @numba.njit(cache=True, nogil=True)
-def _quantize(x: np.ndarray, noise: np.ndarray, scale: float, out: np.ndarray) -> None:
+def _quantize(x: np.ndarray, noise: np.ndarray, scale: float, out: np.ndarray) -> float:
     """``out = clip(rint(x * scale + noise), -scale, scale - 1) / scale``, worked in float64
-    and stored as float32 (exact: the grid has at most 24 bits); empty ``noise`` means none."""
+    and stored as float32 (exact: the grid has at most 24 bits); empty ``noise`` means none.
+    Returns the largest ``|out - x|``."""
     dithered = noise.shape[0] > 0
     top = scale - 1.0
     inv = 1.0 / scale  # a power of two: exact
+    error = 0.0
     for i in range(x.shape[0]):
-        v = float(x[i]) * scale
+        xi = float(x[i])
+        v = xi * scale
         if dithered:
             v += float(noise[i])
         v = np.rint(v)
@@ -81,4 +92,7 @@ def _quantize(x: np.ndarray, noise: np.ndarray, scale: float, out: np.ndarray) -
             v = -scale
         elif v > top:
             v = top
-        out[i] = v * inv
+        q = v * inv
+        out[i] = q
+        error = max(error, abs(q - xi))
+    return error

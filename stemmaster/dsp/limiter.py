@@ -80,36 +80,46 @@ def detector_envelope(audio: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _bound(env: np.ndarray, signal: np.ndarray, step: np.ndarray, scale: float, taps_abs: float,
+def _block_peaks(signal: np.ndarray, block: int) -> np.ndarray:
+    """The largest magnitude over the channels of each ``block`` samples of ``signal``."""
+    channels, n = signal.shape
+    blocks = (n + block - 1) // block
+    out = np.zeros(blocks)
+    for b in range(blocks):
+        m = 0.0
+        for k in range(b * block, min(n, (b + 1) * block)):
+            for c in range(channels):
+                m = max(m, abs(signal[c, k]))
+        out[b] = m
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _bound(env: np.ndarray, peaks: np.ndarray, step: np.ndarray, scale: float, taps_abs: float,
            slack: float, block: int) -> np.ndarray:
     """An upper bound of the detector envelope of ``signal * scale * step`` from ``env``, that of
     ``signal`` (float32 ``(samples,)``): at sample k, in block b of ``block`` samples,
     ``scale * (step[k] * env[k] + T * M * D)``, with ``M`` the signal's largest magnitude
-    and ``D`` the range of ``step`` over blocks b-1 .. b+1 (which hold the detector's reach
-    when ``block >= _REACH``)."""
-    channels, n = signal.shape
-    blocks = (n + block - 1) // block
-    peak = np.zeros(blocks)
+    (``peaks``: ``_block_peaks(signal, block)``) and ``D`` the range of ``step``, both over
+    blocks b-1 .. b+1 (which hold the detector's reach when ``block >= _REACH``)."""
+    n = env.shape[0]
+    blocks = peaks.shape[0]
     hi = np.empty(blocks)
     lo = np.empty(blocks)
     for b in range(blocks):
-        m = 0.0
         s_hi = -np.inf
         s_lo = np.inf
         for k in range(b * block, min(n, (b + 1) * block)):
-            for c in range(channels):
-                m = max(m, abs(signal[c, k]))
             s_hi = max(s_hi, step[k])
             s_lo = min(s_lo, step[k])
-        peak[b] = m
         hi[b] = s_hi
         lo[b] = s_lo
     out = np.empty(n, dtype=np.float32)
     for b in range(blocks):
-        p, s_hi, s_lo = peak[b], hi[b], lo[b]
+        p, s_hi, s_lo = peaks[b], hi[b], lo[b]
         for j in (b - 1, b + 1):
             if 0 <= j < blocks:
-                p = max(p, peak[j])
+                p = max(p, peaks[j])
                 s_hi = max(s_hi, hi[j])
                 s_lo = min(s_lo, lo[j])
         extra = taps_abs * p * (s_hi - s_lo)
@@ -118,11 +128,12 @@ def _bound(env: np.ndarray, signal: np.ndarray, step: np.ndarray, scale: float, 
     return out
 
 
-def _scaled_envelope(env: np.ndarray, signal: np.ndarray, scaled: np.ndarray, step: np.ndarray,
+def _scaled_envelope(env: np.ndarray, peaks: np.ndarray, scaled: np.ndarray, step: np.ndarray,
                      accept: float, scale: float = 1.0) -> np.ndarray:
-    """The detector envelope of ``scaled`` = ``signal * scale * step`` (``(channels, samples)``
-    each, ``step`` ``(samples,)``), given ``env``, the envelope of ``signal``; exact wherever it
-    could pass ``accept``, elsewhere an upper bound (so a ceiling check on it stays sound).
+    """The detector envelope of ``scaled`` = ``signal * scale * step`` (``(channels, samples)``,
+    ``step`` ``(samples,)``), given ``env``, the envelope of ``signal``, and ``peaks``, its
+    ``_block_peaks``; exact wherever it could pass ``accept``, elsewhere an upper bound (so a
+    ceiling check on it stays sound).
 
     Around sample k the scaled waveform is ``step[k]`` times the signal's plus the
     signal weighted by how far ``step`` moves from ``step[k]`` within the detector's
@@ -133,7 +144,7 @@ def _scaled_envelope(env: np.ndarray, signal: np.ndarray, scaled: np.ndarray, st
     every peak it acts on, so the bound passes ``accept`` only around the peaks, where
     the 8x detector runs again, instead of over the whole signal.
     """
-    bound = _bound(env, signal, step, scale, interpolation_gain_bound(DETECTOR), _KERNEL_SLACK, _BOUND_BLOCK)
+    bound = _bound(env, peaks, step, scale, interpolation_gain_bound(DETECTOR), _KERNEL_SLACK, _BOUND_BLOCK)
     return _remeasure(bound, scaled, bound > accept, merge=_BOUND_BLOCK)
 
 
@@ -179,17 +190,21 @@ class TruePeakLimiter(Processor):
         return max(1, int(round(self.lookahead_ms * 1e-3 * sample_rate)))
 
     def _gain_and_passes(self, audio: np.ndarray, sample_rate: int, envelope: np.ndarray | None = None,
-                         verify: bool = True, scale: float = 1.0
+                         verify: bool = True, scale: float = 1.0, in_place: bool = False
                          ) -> tuple[np.ndarray, int, float, np.ndarray | None]:
         """The gain curve for ``audio * scale``, the number of passes it took (``MAX_PASSES + 1``:
         fallback used), the detector's peak of ``audio * scale * gain`` (linear; an upper bound
         of it, exact near the ceiling) and ``audio * scale * gain`` itself; the last two are NaN
         and None when ``verify`` is off (the output was not measured). ``envelope``, if given,
-        is ``detector_envelope(audio)`` (of the unscaled audio)."""
+        is ``detector_envelope(audio)`` (of the unscaled audio). ``in_place``: the output is
+        written over ``audio`` (float64, C-contiguous), which saves a copy of a whole song."""
+        if in_place and not (isinstance(audio, np.ndarray) and audio.dtype == np.float64
+                             and audio.flags.c_contiguous and audio.flags.writeable):
+            raise ValueError("in_place needs a writeable, C-contiguous float64 array")
         audio = np.asarray(audio, dtype=np.float64)
         n = audio.shape[-1]
         if n == 0:
-            return np.ones(n), 0, 0.0, audio * scale
+            return np.ones(n), 0, 0.0, audio if in_place else audio * scale
         if not np.isfinite(audio).all():
             raise AudioError("the limiter's input contains NaN or infinite samples")
         if envelope is None:
@@ -201,7 +216,10 @@ class TruePeakLimiter(Processor):
         if not np.isfinite(env.max()):
             raise AudioError("the limiter's input contains NaN or infinite samples")
         if env.max() * scale <= 10.0 ** (self.ceiling_dbtp / 20.0):
-            return np.ones(n), 0, float(env.max()) * scale, audio * scale  # under the ceiling: untouched
+            out = audio if in_place else audio.copy()
+            if scale != 1.0:
+                out *= scale
+            return np.ones(n), 0, float(env.max()) * scale, out  # under the ceiling: untouched
         target = 10.0 ** ((self.ceiling_dbtp - TARGET_MARGIN_DB) / 20.0)
         accept = 10.0 ** ((self.ceiling_dbtp - TARGET_MARGIN_DB / 2) / 20.0)  # rounding slack
         length = min(n, self.lookahead_samples(sample_rate))
@@ -210,9 +228,11 @@ class TruePeakLimiter(Processor):
         total = limiter_pass(env, target / scale, 1, PEAK_GUARD, length - 1 + PEAK_GUARD, True, rise, length)
         if not verify:
             return total, 1, float("nan"), None  # the first pass only: a loudness estimate
-        out = audio * total
+        peaks = _block_peaks(audio, _BOUND_BLOCK)  # of the input, before an in-place output replaces it
+        out = audio if in_place else audio.copy()
+        out *= total
         out *= scale
-        env = _scaled_envelope(env, audio, out, total, accept, scale)
+        env = _scaled_envelope(env, peaks, out, total, accept, scale)
         for done in range(2, MAX_PASSES + 2):
             if env.max() <= accept:
                 return total, done - 1, float(env.max()), out
@@ -221,12 +241,12 @@ class TruePeakLimiter(Processor):
             # correcting what moving gain added: aim as far under as the output was over
             step = limiter_pass(env, target, 2, PEAK_GUARD, length - 1 + PEAK_GUARD, False, rise, length)
             total *= step
-            corrected = out * step
-            env = _scaled_envelope(env, out, corrected, step, accept)
-            out = corrected
-        total *= target / float(env.max())  # not reached in testing; keeps the promise regardless
-        out = audio * total
-        out *= scale
+            peaks = _block_peaks(out, _BOUND_BLOCK)
+            out *= step
+            env = _scaled_envelope(env, peaks, out, step, accept)
+        fix = target / float(env.max())  # not reached in testing; keeps the promise regardless
+        total *= fix
+        out *= fix
         return total, MAX_PASSES + 1, target, out
 
     def gain(self, audio: np.ndarray, sample_rate: int, *, envelope: np.ndarray | None = None,
@@ -259,13 +279,14 @@ class TruePeakLimiter(Processor):
         return limiter_pass(env, target, 1, PEAK_GUARD, length - 1 + PEAK_GUARD, True, rise, length)
 
     def limit(self, audio: np.ndarray, sample_rate: int, *, envelope: np.ndarray | None = None,
-              scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
+              scale: float = 1.0, in_place: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
         """``(output, gain, peak)`` for ``audio * scale``: ``audio * scale * gain`` (float64) with
         the verified gain curve (as ``gain``, ``scale`` not included), and the 8x detector's
         reading of its true peak (linear, ``<=`` the ceiling; exact near the ceiling, an upper
         bound elsewhere), which bounds the 4x meter's reading. ``envelope``, if given, is
-        ``detector_envelope(audio)``: a caller trying several ``scale`` values measures it once."""
-        total, _, peak, out = self._gain_and_passes(audio, int(sample_rate), envelope, True, float(scale))
+        ``detector_envelope(audio)``: a caller trying several ``scale`` values measures it once.
+        ``in_place``: the output overwrites ``audio`` (a writeable C-contiguous float64 array)."""
+        total, _, peak, out = self._gain_and_passes(audio, int(sample_rate), envelope, True, float(scale), in_place)
         return out, total, peak
 
     def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -30,6 +30,31 @@ def _mid_side_kernel(left: np.ndarray, right: np.ndarray, mid: np.ndarray, side:
         side[i] = 0.5 * (a - b)
 
 
+@numba.njit(cache=True, nogil=True)
+def _half_sum_kernel(left: np.ndarray, right: np.ndarray, sign: float, out: np.ndarray) -> None:
+    for i in range(left.shape[0]):
+        out[i] = 0.5 * (left[i] + sign * right[i])
+
+
+def _mid(audio: np.ndarray) -> np.ndarray:
+    """The mid alone, float32 (as ``_mid_side(audio)[0]``, without making the side)."""
+    audio = np.asarray(audio)
+    if audio.shape[0] < 2:
+        return audio[0].astype(np.float32)
+    out = np.empty(audio.shape[1], dtype=np.float32)
+    _half_sum_kernel(np.ascontiguousarray(audio[0]), np.ascontiguousarray(audio[1]), 1.0, out)
+    return out
+
+
+def _side(audio: np.ndarray) -> np.ndarray:
+    """The side alone, float32 (as ``_mid_side(audio)[1]``)."""
+    audio = np.asarray(audio)
+    out = np.zeros(audio.shape[1], dtype=np.float32)
+    if audio.shape[0] >= 2:
+        _half_sum_kernel(np.ascontiguousarray(audio[0]), np.ascontiguousarray(audio[1]), -1.0, out)
+    return out
+
+
 def _mid_side(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mid and side in float32 (the measures here take float32 FFTs; 1e-7 is far below what they resolve)."""
     audio = np.asarray(audio)
@@ -41,27 +66,40 @@ def _mid_side(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mid, side
 
 
-_BLOCK_FRAMES = 2048  # frames per FFT block: the windowed copy and the spectra stay small
+_BLOCK_SAMPLES = 1 << 21  # frames per FFT block hold this many samples: the windowed copy and spectra stay small
 
 
 def _frame_power(x: np.ndarray, n_fft: int, hop: int, *, scale: float = 1.0) -> np.ndarray:
     """Power spectra of Hann-windowed frames, shaped ``(frames, n_fft // 2 + 1)`` float32, times
     ``scale`` (folded into the window). Computed a block of frames at a time: the windowed copy
     and the complex spectra of a whole song at once would be four times the size of the result."""
+    frames = (np.asarray(x).shape[0] - n_fft) // hop + 1
+    out = np.empty((max(frames, 0), n_fft // 2 + 1), dtype=np.float32)
+    for start, power in _frame_blocks(x, n_fft, hop, scale):
+        out[start:start + power.shape[0]] = power
+    return out
+
+
+def _frame_blocks(x: np.ndarray, n_fft: int, hop: int, scale: float = 1.0):
+    """Yield ``(first frame, power spectra (frames, n_fft // 2 + 1) float32)`` of Hann-windowed
+    frames, a block of frames at a time: for measures that reduce each block as it comes."""
     window = (np.hanning(n_fft) * np.sqrt(scale)).astype(np.float32)
     frames = sliding_window_view(np.asarray(x, dtype=np.float32), n_fft)[::hop]
-    out = np.empty((frames.shape[0], n_fft // 2 + 1), dtype=np.float32)
-    for start in range(0, frames.shape[0], _BLOCK_FRAMES):
-        z = scipy.fft.rfft(frames[start:start + _BLOCK_FRAMES] * window, axis=1, workers=-1)
-        np.add(z.real ** 2, z.imag ** 2, out=out[start:start + _BLOCK_FRAMES])
-    return out
+    block = max(1, _BLOCK_SAMPLES // n_fft)
+    for start in range(0, frames.shape[0], block):
+        z = scipy.fft.rfft(frames[start:start + block] * window, axis=1, workers=-1)
+        yield start, np.add(z.real ** 2, z.imag ** 2)
 
 
 def _long_term_spectrum(x: np.ndarray, sample_rate: int, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     """Mean power spectrum over non-overlapping Hann frames: (frequencies in Hz, power)."""
     n_fft = min(n_fft, x.shape[0])
-    power = _frame_power(x, n_fft, n_fft).mean(axis=0, dtype=np.float64)
-    return np.fft.rfftfreq(n_fft, 1.0 / sample_rate), power
+    total = np.zeros(n_fft // 2 + 1)
+    frames = 0
+    for _, power in _frame_blocks(x, n_fft, n_fft):
+        total += power.sum(axis=0, dtype=np.float64)
+        frames += power.shape[0]
+    return np.fft.rfftfreq(n_fft, 1.0 / sample_rate), total / frames
 
 
 def _low_energy(x: np.ndarray, sample_rate: int, below_hz: float) -> float:
@@ -77,23 +115,27 @@ def side_low_db(audio: np.ndarray, sample_rate: int, below_hz: float = 100.0, *,
     """Side energy below ``below_hz`` from the long-term spectrum (5.4 Hz bins at 44.1 kHz):
     absolute in dBFS and, unless ``relative`` is off (then NaN: half the work), relative to
     the mid's energy there in dB."""
-    mid, side = _mid_side(audio)
-    if mid.shape[0] < 256:
+    if np.asarray(audio).shape[1] < 256:
         return {"side_below_hz": below_hz, "side_low_dbfs": float("-inf"), "side_to_mid_low_db": float("nan")}
-    s = _low_energy(side, sample_rate, below_hz)
-    relative_db = float(_db(s) - _db(_low_energy(mid, sample_rate, below_hz))) if relative else float("nan")
+    s = _low_energy(_side(audio), sample_rate, below_hz)
+    relative_db = float(_db(s) - _db(_low_energy(_mid(audio), sample_rate, below_hz))) if relative else float("nan")
     return {"side_below_hz": below_hz, "side_low_dbfs": float(_db(s)), "side_to_mid_low_db": relative_db}
 
 
 def _sibilance_energies(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Per 1024-sample frame (hop 512) of the mid: (sibilance-band energy, total energy)."""
-    mid, _ = _mid_side(audio)
-    if mid.shape[0] < 1024:
+    if np.asarray(audio).shape[1] < 1024:
         return np.zeros(0), np.zeros(0)
-    power = _frame_power(mid, 1024, 512)
+    mid = _mid(audio)
     f = np.fft.rfftfreq(1024, 1.0 / sample_rate)
-    band = (f >= SIBILANCE_BAND_HZ[0]) & (f < SIBILANCE_BAND_HZ[1])
-    return power[:, band].sum(axis=1, dtype=np.float64), power.sum(axis=1, dtype=np.float64)
+    b0, b1 = np.searchsorted(f, SIBILANCE_BAND_HZ)  # the band's bins: [b0, b1)
+    frames = (mid.shape[0] - 1024) // 512 + 1
+    band, total = np.empty(frames), np.empty(frames)
+    for start, power in _frame_blocks(mid, 1024, 512):
+        stop = start + power.shape[0]
+        band[start:stop] = power[:, b0:b1].sum(axis=1, dtype=np.float64)
+        total[start:stop] = power.sum(axis=1, dtype=np.float64)
+    return band, total
 
 
 def sibilant_frames(audio: np.ndarray, sample_rate: int, *, top_fraction: float = 0.05) -> np.ndarray:
@@ -147,12 +189,11 @@ def resonance_profile(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, 
     stands out by its excess. (At 1/12 octave the demo voice's formant near
     1.75 kHz outranks its planted 3 kHz resonance.)
     """
-    mid, _ = _mid_side(audio)
     grid = np.geomspace(50.0, min(20000.0, sample_rate * 0.45), 48 * 9)
-    if mid.shape[0] < 256:
+    if np.asarray(audio).shape[1] < 256:
         nan = np.full(grid.shape, np.nan)
         return grid, nan, nan
-    f, p = _long_term_spectrum(mid, sample_rate)
+    f, p = _long_term_spectrum(_mid(audio), sample_rate)
     cumulative = np.concatenate([[0.0], np.cumsum(p)])
     lo = np.searchsorted(f, grid * 2.0 ** (-1.0 / 12.0))
     hi = np.maximum(np.searchsorted(f, grid * 2.0 ** (1.0 / 12.0)), lo + 1)
@@ -191,16 +232,36 @@ def largest_cut(before: np.ndarray, after: np.ndarray, sample_rate: int,
 def hit_crest_db(audio: np.ndarray, sample_rate: int) -> float:
     """Crest factor of the loud moments: mean over 50 ms windows in the top decile by energy of
     (peak / RMS) in dB. Rises when transients are restored, falls when they are squashed."""
-    mono = np.abs(np.asarray(audio, dtype=np.float32)).max(axis=0)
+    audio = np.asarray(audio)
     win = max(1, int(0.05 * sample_rate))
-    n = mono.shape[0] // win
+    n = audio.shape[1] // win
     if n == 0:
         return float("nan")
-    blocks = mono[: n * win].reshape(n, win)
-    rms = np.sqrt((blocks ** 2).mean(axis=1))
-    peak = blocks.max(axis=1)
+    peak, mean_square = _window_peaks(np.ascontiguousarray(audio, dtype=np.float32), win, n)
+    rms = np.sqrt(mean_square)
     loud = rms >= np.quantile(rms, 0.9)
     loud &= rms > 0
     if not loud.any():
         return float("nan")
     return float(np.mean(20.0 * np.log10(peak[loud] / rms[loud])))
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_peaks(audio: np.ndarray, win: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per window of ``win`` samples (``n`` of them): the peak and the mean square of
+    ``max_c |audio[c]|`` (the louder channel at each sample)."""
+    channels = audio.shape[0]
+    peak = np.empty(n, dtype=np.float32)
+    mean_square = np.empty(n)
+    for w in range(n):
+        p = np.float32(0.0)
+        acc = 0.0
+        for k in range(w * win, (w + 1) * win):
+            m = np.float32(0.0)
+            for c in range(channels):
+                m = max(m, abs(audio[c, k]))
+            p = max(p, m)
+            acc += float(m) * float(m)
+        peak[w] = p
+        mean_square[w] = acc / win
+    return peak, mean_square

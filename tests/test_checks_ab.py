@@ -13,7 +13,7 @@ from stemmaster.checks.ab import write_ab_pair
 from stemmaster.demo import demo_mix, make_demo_stems
 from stemmaster.errors import AudioError
 from stemmaster.master import MasterSettings, master_bus
-from stemmaster.meters.loudness import integrated_lufs
+from stemmaster.meters.loudness import gated_loudness_lufs, integrated_lufs
 from stemmaster.meters.truepeak import true_peak_dbtp
 
 SR = 44100
@@ -28,7 +28,7 @@ def pair() -> tuple[np.ndarray, np.ndarray]:
 
 def test_pair_is_level_matched_on_disk(tmp_path, pair):
     before, after = pair
-    lufs_before, lufs_after = integrated_lufs(before, SR), integrated_lufs(after, SR)
+    lufs_before, lufs_after = gated_loudness_lufs(before, SR), gated_loudness_lufs(after, SR)
     assert lufs_after > lufs_before + 3.0  # the master is louder than the mix
     result = write_ab_pair(before, after, SR, tmp_path)
     json.dumps(result, allow_nan=False)
@@ -41,8 +41,8 @@ def test_pair_is_level_matched_on_disk(tmp_path, pair):
         assert sf.info(str(path)).subtype == "FLOAT"
         audio, rate = read_audio(path)
         assert rate == SR
-        measured[name] = integrated_lufs(audio, SR)
-        assert measured[name] == pytest.approx(result[name]["lufs_out"], abs=0.01)
+        measured[name] = integrated_lufs(audio, SR)  # pyloudnorm: a second meter, within 0.02 LU of ours
+        assert measured[name] == pytest.approx(result[name]["lufs_out"], abs=0.03)
     assert abs(measured["before"] - measured["after"]) <= 0.1
     assert result["matched_within_lu"] <= 0.1
     # the quieter (the mix) stays put; the louder (the master) is turned down by the difference
@@ -69,7 +69,7 @@ def test_fixed_reference_turns_down_both(tmp_path, pair):
     result = write_ab_pair(before, after, SR, tmp_path, reference_lufs=-24.0)
     assert result["reference"] == "fixed" and result["target_lufs"] == -24.0
     for name, audio in (("before", before), ("after", after)):
-        assert result[name]["gain_db"] == pytest.approx(-24.0 - integrated_lufs(audio, SR), abs=1e-6)
+        assert result[name]["gain_db"] == pytest.approx(-24.0 - gated_loudness_lufs(audio, SR), abs=1e-6)
         on_disk, _ = read_audio(tmp_path / "ab" / f"{name}.wav")
         assert integrated_lufs(on_disk, SR) == pytest.approx(-24.0, abs=0.05)
 
@@ -77,7 +77,7 @@ def test_fixed_reference_turns_down_both(tmp_path, pair):
 def test_fixed_reference_never_turns_up_into_clipping(tmp_path, pair):
     before, after = pair
     # the master sits at -1 dBTP: asking for +6 LU would push it 5 dB over full scale
-    target = integrated_lufs(after, SR) + 6.0
+    target = gated_loudness_lufs(after, SR) + 6.0
     result = write_ab_pair(before, after, SR, tmp_path, reference_lufs=target)
     assert result["limited_by_headroom"] is True
     assert result["target_lufs"] < target

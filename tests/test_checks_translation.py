@@ -135,6 +135,24 @@ def test_band_change_matches_time_domain_filtering(full_range):
             assert phone[name] == pytest.approx(value, abs=0.1), name
 
 
+@pytest.mark.parametrize("channels", [2, 1])
+def test_loudness_through_a_check_is_the_rendered_checks_loudness(full_range, channels):
+    """Each check's loudness comes from one sweep through its filter and the K-weighting:
+    it must read what measuring the rendered check (render_check, dual mono) reads."""
+    from stemmaster.checks.translation import check_sections, render_check
+    from stemmaster.meters.loudness import gated_loudness_lufs, gated_loudness_through
+
+    master = full_range[:channels]
+    for name in CHECKS:
+        rendered = render_check(master, SR, name)
+        if rendered.shape[0] == 1:
+            rendered = np.repeat(rendered, 2, axis=0)  # heard on two speakers
+        expected = gated_loudness_lufs(rendered, SR)
+        got = gated_loudness_through(master, SR, check_sections(name, SR),
+                                     fold_mono=name in ("mono", "phone") or channels == 1)
+        assert got == pytest.approx(expected, abs=1e-9), name
+
+
 def test_empty_band_is_none():
     t = np.arange(2 * SR) / SR
     x = 0.3 * np.sin(2 * np.pi * 1000.0 * t)

@@ -58,7 +58,7 @@ from scipy.signal import butter, sosfreqz
 
 from stemmaster.dsp.biquad import sos_filter
 from stemmaster.errors import AudioError
-from stemmaster.meters.loudness import check_meter_audio, gated_loudness_lufs
+from stemmaster.meters.loudness import check_meter_audio, gated_loudness_through
 
 # (name, low Hz, high Hz); the last band runs to Nyquist
 BANDS: tuple[tuple[str, float, float], ...] = (
@@ -243,10 +243,6 @@ def _check_power(name: str, f: np.ndarray, auto: np.ndarray, cross: np.ndarray |
     return power
 
 
-def _dual_mono(x: np.ndarray) -> np.ndarray:
-    return np.repeat(x, 2, axis=0) if x.shape[0] == 1 else x
-
-
 def _finite_or_none(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
 
@@ -273,7 +269,8 @@ def translation_checks(master: np.ndarray, sample_rate: int,
     """
     master = _check_master(master, sample_rate)
     sample_rate = int(sample_rate)
-    ref_lufs = gated_loudness_lufs(_dual_mono(master), sample_rate)
+    no_filter = np.zeros((0, 6))
+    ref_lufs = gated_loudness_through(master, sample_rate, no_filter, fold_mono=master.shape[0] == 1)
     if not math.isfinite(ref_lufs):
         raise AudioError("master is silent (below the -70 LUFS gate); nothing to check")
     f, auto, cross = long_term_spectra(master, sample_rate)
@@ -285,9 +282,12 @@ def translation_checks(master: np.ndarray, sample_rate: int,
         raise AudioError(f"unknown translation check(s) {', '.join(map(repr, unknown))} (known: {', '.join(CHECKS)})")
 
     def loudness_of(name: str) -> float:
-        return gated_loudness_lufs(_dual_mono(render_check(master, sample_rate, name)), sample_rate)
+        # the loudness of render_check's output (dual mono when it is mono), in one sweep
+        # through the model's filter and the K-weighting without a filtered copy of the song
+        return gated_loudness_through(master, sample_rate, check_sections(name, sample_rate),
+                                      fold_mono=name in ("mono", "phone") or master.shape[0] == 1)
 
-    # the filter and meter kernels release the GIL: the checks' renders run side by side
+    # the filter and meter kernels release the GIL: the checks run side by side
     with ThreadPoolExecutor(max_workers=max(1, min(len(checks), os.cpu_count() or 1))) as pool:
         loudness = list(pool.map(loudness_of, checks))
     for name, lufs in zip(checks, loudness):

@@ -282,6 +282,67 @@ def gated_loudness_lufs(audio: np.ndarray, sample_rate: int) -> float:
     return integrated_from_blocks(blocks)
 
 
+def gated_loudness_through(audio: np.ndarray, sample_rate: int, sos: np.ndarray, *,
+                           fold_mono: bool = False) -> float:
+    """``gated_loudness_lufs`` of ``audio`` ``(channels, samples)`` played through the filter
+    ``sos`` ``(k, 6)`` (from a zero state; ``k = 0``: no filter), in LUFS; with
+    ``fold_mono`` the channels are first averaged into one signal heard on two
+    speakers (dual mono: twice its energy, as L and R of a stereo meter).
+
+    One sweep over the audio, the filter and the K-weighting cascaded per sample:
+    no filtered copy of the song is made, so the memory does not grow with its length.
+    """
+    check_meter_audio(audio, sample_rate)
+    sample_rate = int(sample_rate)
+    bounds = _hop_bounds(audio.shape[1], sample_rate)
+    if bounds.shape[0] < 2:
+        return float("-inf")
+    sos = np.asarray(sos, dtype=np.float64).reshape(-1, 6)
+    cascade = np.vstack([sos / sos[:, 3:4], k_weighting_sos(sample_rate)])
+    channels = 1 if fold_mono else audio.shape[0]
+    weights = np.full(1, 2.0) if fold_mono else channel_weights(channels)
+    energy = _cascade_hop_sums(np.ascontiguousarray(audio), np.ascontiguousarray(cascade), bounds, weights,
+                               fold_mono)
+    return integrated_from_blocks(_window_lufs(energy, np.diff(bounds).astype(np.float64), _hops_per(BLOCK_S)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _cascade_hop_sums(x: np.ndarray, sos: np.ndarray, bounds: np.ndarray, weights: np.ndarray,
+                      fold_mono: bool) -> np.ndarray:
+    """Per hop, ``sum_c weights[c] * sum_t y_c[t] ** 2`` where ``y_c`` is channel c (or, with
+    ``fold_mono``, the channels' mean) through the sections ``sos`` (a0 = 1; transposed
+    direct form II from a zero state, as ``sosfilt``)."""
+    sections = sos.shape[0]
+    rows = 1 if fold_mono else x.shape[0]
+    hops = bounds.shape[0] - 1
+    out = np.zeros(hops)
+    z = np.zeros((rows, sections, 2))
+    inv = 1.0 / x.shape[0]
+    for k in range(hops):
+        for t in range(bounds[k], bounds[k + 1]):
+            for r in range(rows):
+                if fold_mono:
+                    v = 0.0
+                    for c in range(x.shape[0]):
+                        v += float(x[c, t])
+                    v *= inv
+                else:
+                    v = float(x[r, t])
+                for s in range(sections):
+                    y = sos[s, 0] * v + z[r, s, 0]
+                    z[r, s, 0] = sos[s, 1] * v - sos[s, 4] * y + z[r, s, 1]
+                    z[r, s, 1] = sos[s, 2] * v - sos[s, 5] * y
+                    v = y
+                out[k] += weights[r] * v * v
+        # a state decaying through silence toward subnormal numbers is set to rest (see dsp/biquad.py)
+        for r in range(rows):
+            for s in range(sections):
+                if abs(z[r, s, 0]) < TINY and abs(z[r, s, 1]) < TINY:
+                    z[r, s, 0] = 0.0
+                    z[r, s, 1] = 0.0
+    return out
+
+
 def k_weighted_energy(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """The channel-weighted K-weighted power of ``audio`` ``(channels, samples)`` per sample:
     ``sum_c G_c * K(x_c)[t] ** 2``, float32 ``(samples,)``.

@@ -94,10 +94,17 @@ def encode_rate(sample_rate: int) -> int:
     return 44100 if sample_rate % 44100 == 0 else 48000
 
 
+_BLOCK = 1 << 18  # frames per block when converting or piping audio: the working set stays small
+
+
 def _to_int16_bytes(audio: np.ndarray) -> bytes:
     """Interleaved little-endian 16-bit PCM of float audio (rounded, clipped to full scale)."""
-    pcm = np.clip(np.rint(np.asarray(audio, dtype=np.float64).T * 32767.0), -32768, 32767)
-    return pcm.astype("<i2").tobytes()
+    channels, n = audio.shape
+    pcm = np.empty((n, channels), dtype="<i2")
+    for a in range(0, n, _BLOCK):
+        block = np.rint(np.asarray(audio[:, a:a + _BLOCK], dtype=np.float64).T * 32767.0)
+        pcm[a:a + _BLOCK] = np.clip(block, -32768, 32767, out=block)
+    return pcm.tobytes()
 
 
 def encode_mp3(audio: np.ndarray, sample_rate: int, bitrate_kbps: int = MP3_BITRATE_KBPS,
@@ -157,7 +164,6 @@ def aac_roundtrip(audio: np.ndarray, sample_rate: int, ffmpeg: str,
     the decoded float samples are read here. Nothing touches the disk.
     """
     channels = audio.shape[0]
-    raw = np.ascontiguousarray(np.asarray(audio, dtype="<f4").T).tobytes()
     enc_cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
                "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "-i", "pipe:0",
                "-c:a", "aac", "-b:a", f"{int(bitrate_kbps)}k", "-f", "adts", "pipe:1"]
@@ -179,7 +185,8 @@ def aac_roundtrip(audio: np.ndarray, sample_rate: int, ffmpeg: str,
 
     def feed() -> None:
         try:
-            enc.stdin.write(raw)
+            for a in range(0, audio.shape[1], _BLOCK):  # interleaved float32, a block at a time
+                enc.stdin.write(np.ascontiguousarray(audio[:, a:a + _BLOCK].T, dtype="<f4").tobytes())
         except (BrokenPipeError, OSError):
             pass  # the encoder exited early: its exit code and stderr say why
         finally:
@@ -224,24 +231,27 @@ def find_delay(source: np.ndarray, decoded: np.ndarray, sample_rate: int, max_la
     correlated with the decoded signal over ``+-max_lag`` samples; the largest
     positive correlation wins (polarity is kept).
     """
-    src = np.asarray(source, dtype=np.float64).sum(axis=0)
-    dec = np.asarray(decoded, dtype=np.float64).sum(axis=0)
-    n = src.shape[0]
+    def mono(x: np.ndarray, a: int, b: int) -> np.ndarray:  # the mono sum of x[:, a:b], float64
+        return np.asarray(x[:, a:b], dtype=np.float64).sum(axis=0)
+
+    n = source.shape[1]
     seg = min(_ALIGN_SEGMENT, n)
     hop = max(1, int(0.1 * sample_rate))
     hops = n // hop
-    if hops > 0:
-        energy = np.add.reduceat(src[: hops * hop] ** 2, np.arange(0, hops * hop, hop))
+    if hops > 0:  # the energy of each 100 ms, a block of hops at a time (no whole-song copy)
+        per = max(1, _BLOCK // hop)
+        energy = np.concatenate([(mono(source, k * hop, min(hops, k + per) * hop).reshape(-1, hop) ** 2).sum(axis=1)
+                                 for k in range(0, hops, per)])
         centre = int(np.argmax(energy)) * hop + hop // 2
     else:
         centre = n // 2
     start = min(max(0, centre - seg // 2), n - seg)
-    ref = src[start:start + seg]
+    ref = mono(source, start, start + seg)
     lo = start - max_lag
     window = np.zeros(seg + 2 * max_lag)
-    a, b = max(lo, 0), min(lo + window.shape[0], dec.shape[0])
+    a, b = max(lo, 0), min(lo + window.shape[0], decoded.shape[1])
     if b > a:
-        window[a - lo:b - lo] = dec[a:b]
+        window[a - lo:b - lo] = mono(decoded, a, b)
     c = correlate(window, ref, mode="valid", method="fft")  # c[k]: decoded shifted by k - max_lag
     return int(np.argmax(c)) - max_lag
 
@@ -324,7 +334,7 @@ def _measure(result: dict[str, Any], source: np.ndarray, source_env: np.ndarray,
         available=True, delay_samples=int(delay),
         source_true_peak_dbtp=_finite(source_tp), decoded_true_peak_dbtp=_finite(tp),
         overshoot_db=_finite(tp - source_tp), overs=overs,
-        sample_overs=int(np.count_nonzero(np.abs(y) > 1.0)),
+        sample_overs=int(np.count_nonzero(y > 1.0) + np.count_nonzero(y < -1.0)),
         over_events=events[:MAX_EVENTS], peak_overs=len(peaks), glitch_overs=len(events) - len(peaks),
         recommended_ceiling_dbtp=recommended,
         source_lufs=_finite(source_lufs), decoded_lufs=_finite(lufs),
@@ -357,17 +367,20 @@ def _aac_chunked(source: np.ndarray, rate: int, ffmpeg: str, chunks: int) -> tup
     edges = np.linspace(0, n, chunks + 1).round().astype(int)
     pad = int(CHUNK_OVERLAP_S * rate)
 
-    def one(i: int) -> tuple[np.ndarray, int]:
+    out = np.empty((source.shape[0], n), dtype=np.float32)
+
+    def one(i: int) -> int:
         a, b = max(0, edges[i] - pad), min(n, edges[i + 1] + pad)
-        piece = np.ascontiguousarray(source[:, a:b])
+        piece = source[:, a:b]
         decoded = aac_roundtrip(piece, rate, ffmpeg)
         _check_length("AAC", decoded, piece)
         delay = find_delay(piece, decoded, rate)
-        return align(decoded, delay, b - a)[:, edges[i] - a:edges[i + 1] - a], delay
+        out[:, edges[i]:edges[i + 1]] = align(decoded, delay, b - a)[:, edges[i] - a:edges[i + 1] - a]
+        return delay
 
     with ThreadPoolExecutor(max_workers=chunks) as pool:
-        parts = list(pool.map(one, range(chunks)))
-    return np.concatenate([p for p, _ in parts], axis=1), parts[0][1]
+        delays = list(pool.map(one, range(chunks)))
+    return out, delays[0]
 
 
 def codec_checks(master: np.ndarray, sample_rate: int, *, ceiling_dbtp: float,
@@ -441,6 +454,7 @@ def codec_checks(master: np.ndarray, sample_rate: int, *, ceiling_dbtp: float,
         mp3["decoder"] = decoder
         _measure(mp3, source, source_env, decoded, find_delay(source, decoded, rate), rate, source_tp, source_lufs)
         mp3["seconds"] = round(time.perf_counter() - t0 + shared_s, 3)
+        del decoded, mp3_bytes  # a whole song each: gone before the AAC result arrives
         if aac_future is not None:
             decoded, delay, aligned, t_aac = aac_future.result()
             aac["decoder"] = "ffmpeg"

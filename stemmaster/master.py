@@ -208,12 +208,14 @@ def bus_linear(audio: np.ndarray, sample_rate: int, settings: "MasterSettings", 
     stem sum) returns float64. Linear: the sum of the stems' outputs is the
     mix's. ``MasterResult.bus_gain`` times this is the master (or a stem's share of it).
     """
-    x = np.multiply(audio, 10.0 ** (staging_db / 20.0), dtype=np.float64)
+    x = np.empty(np.shape(audio))  # C-contiguous float64, whatever the input's layout
+    np.multiply(audio, 10.0 ** (staging_db / 20.0), out=x, dtype=np.float64)  # worked in float64
+    # x is this function's own array: each stage works on it in place (one whole-song
+    # float64 array, not one per stage)
     if settings.low_end_mono_enabled:
-        x = settings.low_end_mono.process(x, sample_rate)
-    x = settings.tone_eq.process(x, sample_rate)
-    if settings.stereo_width.width != 1.0 or settings.stereo_width.mid_gain_db != 0.0:
-        x = settings.stereo_width.process(x, sample_rate)
+        settings.low_end_mono.apply_in_place(x, sample_rate)
+    settings.tone_eq.apply_in_place(x, sample_rate)
+    settings.stereo_width.apply_in_place(x, sample_rate)
     return x
 
 
@@ -243,6 +245,8 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
     log.append(f"staging gain {staging_db:+.2f} dB (mix {mix_lufs:.2f} LUFS -> {bus.staging_lufs:.1f} LUFS)")
     report(0.03, "low-end mono, tonal EQ, width")
     x = bus_linear(mix, sample_rate, settings, staging_db)
+    samples = mix.shape[1]
+    del mix  # a caller that let go of it (the render) gets a whole song's memory back
     comp_max_db = 0.0
     comp_gain = None
     if settings.compressor_enabled:
@@ -309,7 +313,7 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
         raise StemmasterError(
             f"loudness search ended at {lufs:.2f} LUFS, not within {bus.tolerance_lu} LU of {bus.target_lufs} LUFS")
     report(1.0, "bus master done")
-    bus_gain = gain * drive_lin if gain.size else np.full(mix.shape[1], drive_lin)
+    bus_gain = gain * drive_lin if gain.size else np.full(samples, drive_lin)
     if comp_gain is not None:
         bus_gain *= comp_gain
     return MasterResult(

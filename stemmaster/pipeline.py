@@ -231,15 +231,17 @@ def quantized_master(result: MasterResult, bits: int, settings: MasterSettings,
 def _write_and_measure_stems(processed: dict[str, np.ndarray], mix: np.ndarray, rate: int, stems_dir: Path,
                              is_cancelled: CancelCheck) -> tuple[list[dict[str, str]], dict[str, dict], Metrics]:
     """Write each repaired stem as a float WAV into ``stems_dir`` and measure it and the mix:
-    returns the files' report rows, each stem's levels and the mix's metrics."""
+    returns the files' report rows, each stem's levels and the mix's metrics. ``processed``
+    is emptied as it goes (each stem's memory is freed once it is written and measured)."""
     files = []
-    for name, audio in processed.items():
+    levels = {}
+    for name in list(processed):
         if is_cancelled():
             raise Cancelled("render cancelled; nothing was written")
+        audio = processed.pop(name)  # freed once written and measured
         write_audio(stems_dir / f"{name}.wav", audio, rate, subtype="FLOAT")
         files.append({"path": f"stems/{name}.wav", "role": "stem", "format": "WAV", "subtype": "FLOAT"})
-    levels = {name: {"integrated_lufs": gated_loudness_lufs(audio, rate), "sample_peak_dbfs": sample_peak_dbfs(audio)}
-              for name, audio in processed.items()}
+        levels[name] = {"integrated_lufs": gated_loudness_lufs(audio, rate), "sample_peak_dbfs": sample_peak_dbfs(audio)}
     return files, levels, measure(mix, rate, pyloudnorm=False)
 
 
@@ -274,6 +276,8 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
             repaired = start_repairs(stems, sample_rate, pool, progress=_sub(progress, 0.0, 0.3), cancel=cancel)
             repair_s = time.perf_counter() - t0
             mix, processed = repaired.mix, repaired.processed
+            repaired.mix, repaired.processed = None, {}  # this function holds them only while it needs them
+            names = list(processed)
             rate = sample_rate
             if settings.export.sample_rate and settings.export.sample_rate != sample_rate:
                 rate = settings.export.sample_rate
@@ -283,10 +287,13 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
             stems_dir = folder / "stems"
             stems_dir.mkdir()
             side_job = pool.submit(_write_and_measure_stems, processed, mix, rate, stems_dir, is_cancelled)
+            del processed  # the side job frees each stem once written and measured
             # the dither is drawn while the master is made (it needs only the shape)
             noise_job = pool.submit(tpdf_noise, mix.shape, settings.export.dither_seed) \
                 if settings.export.dither == "tpdf" else None
-            result = master_bus(mix, rate, settings, progress=_sub(progress, 0.3, 0.8), cancel=cancel)
+            mix_job = [mix]  # handed over: the bus drops the mix once its linear stage has run
+            del mix
+            result = master_bus(mix_job.pop(), rate, settings, progress=_sub(progress, 0.3, 0.8), cancel=cancel)
             check()
             progress(0.8, "writing masters")
             noise = noise_job.result() if noise_job else None
@@ -313,7 +320,7 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
     by_name = {s.name: s for s in stems}
     stem_rows = [{"name": name, "role": by_name[name].role, "gain_db": by_name[name].gain_db,
                   "mute": by_name[name].mute, "solo": by_name[name].solo, "repair": repairs[name], **levels[name]}
-                 for name in processed]
+                 for name in names]
     check()
     files = [{"path": p.name, "role": "master", "format": "WAV", "subtype": st} for p, st in masters]
     files += stem_files

@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 from scipy.signal import correlate
 
+from stemmaster.dsp.eq import ToneEQ
+from stemmaster.dsp.low_end_mono import LowEndMono
+from stemmaster.dsp.width import StereoWidth
 from stemmaster.repair import PROCESSORS, ROLE_DEFAULTS, processor_class
 
 SR = 48000
@@ -63,3 +66,19 @@ def test_neutral_defaults_are_safe_on_short_input(kind):
     x = np.random.default_rng(1).standard_normal((2, 100)) * 0.1
     y = p.process(x, SR)
     assert y.shape == x.shape and np.all(np.isfinite(y))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LowEndMono(crossover_hz=150.0),
+    lambda: ToneEQ(low_mid_db=-2.0, high_shelf_db=1.5),
+    lambda: StereoWidth(width=0.7, mid_gain_db=1.5),
+])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_bus_stages_in_place_equal_their_process(make, channels):
+    # the bus runs these over its own array in place (one whole-song copy, not one per stage)
+    processor = make()
+    x = np.random.default_rng(channels).standard_normal((channels, 30000)) * 0.2
+    expected = processor.process(x, 44100)
+    y = x.copy()
+    assert processor.apply_in_place(y, 44100) is None
+    assert np.array_equal(y, expected)

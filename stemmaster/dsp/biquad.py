@@ -92,13 +92,21 @@ def pair_pass(x: np.ndarray, row: int, both: bool, b: np.ndarray, d: np.ndarray,
                 s0 = s1 = 0.0
 
 
-def sos_filter(sos: np.ndarray, audio: np.ndarray) -> np.ndarray:
+def sos_filter(sos: np.ndarray, audio: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     """``scipy.signal.sosfilt(sos, audio, axis=-1)``: each row of ``audio`` ``(rows, samples)``
     filtered forward through the sections ``sos`` ``(k, 6)`` from a zero state.
 
     Returns a new float64 array (``audio`` is not touched); ``k = 0`` returns a copy.
+    ``in_place``: ``audio`` (a writeable C-contiguous float64 2-D array) is filtered
+    and returned itself, which saves a copy of a whole song.
     """
-    out = np.array(audio, dtype=np.float64, order="C", ndmin=2)  # a copy, filtered in place
+    if in_place:
+        if not (isinstance(audio, np.ndarray) and audio.dtype == np.float64 and audio.ndim == 2
+                and audio.flags.c_contiguous and audio.flags.writeable):
+            raise ValueError("in_place needs a writeable, C-contiguous float64 2-D array")
+        out = audio
+    else:
+        out = np.array(audio, dtype=np.float64, order="C", ndmin=2)  # a copy, filtered in place
     rows, n = out.shape
     sos = np.asarray(sos, dtype=np.float64).reshape(-1, 6)
     sos = sos / sos[:, 3:4]  # the kernel takes a0 = 1

@@ -96,6 +96,13 @@ class ToneEQ(Processor):
             sos.append(_tilt(min(self.tilt_pivot_hz, top), self.tilt_db, sample_rate))
         return np.array(sos, dtype=np.float64).reshape(-1, 6)
 
+    def apply_in_place(self, audio: np.ndarray, sample_rate: int) -> None:
+        """``process``, written over ``audio`` (writeable C-contiguous float64 ``(channels, samples)``):
+        for a caller that owns a whole song and need not keep it (the bus)."""
+        sos = self.sections(sample_rate)
+        if len(sos):
+            sos_filter(sos, audio, in_place=True)
+
     def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         sos = self.sections(sample_rate)
         if len(sos) == 0:

@@ -73,14 +73,19 @@ class LowEndMono(Processor):
         side = 0.5 * (x[0] - x[1])
         return zero_phase_sos(self.sections(sample_rate), side[None, :])[0]
 
-    def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    def apply_in_place(self, audio: np.ndarray, sample_rate: int) -> None:
+        """``process``, written over ``audio`` (float64 ``(channels, samples)``, mono or stereo):
+        for a caller that owns a whole song and need not keep it (the bus)."""
         channels = audio.shape[0]
         if channels == 1:
-            return audio.copy()
+            return
         if channels != 2:
             raise AudioError(f"low_end_mono needs mono or stereo audio, got {channels} channels")
         low = self.side_low(audio, sample_rate)
-        out = np.empty_like(audio)
-        np.subtract(audio[0], low, out=out[0])
-        np.add(audio[1], low, out=out[1])
+        audio[0] -= low
+        audio[1] += low
+
+    def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        out = audio.copy()
+        self.apply_in_place(out, sample_rate)
         return out

@@ -42,23 +42,28 @@ class StereoWidth(Processor):
     def is_identity(self) -> bool:
         return self.width == 1.0 and self.mid_gain_db == 0.0
 
-    def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    def apply_in_place(self, audio: np.ndarray, sample_rate: int) -> None:
+        """``process``, written over ``audio`` (float64 ``(channels, samples)``, mono or stereo):
+        for a caller that owns a whole song and need not keep it (the bus)."""
         channels = audio.shape[0]
         if channels > 2:
             raise AudioError(f"stereo_width needs mono or stereo audio, got {channels} channels")
         if channels == 1 or self.is_identity:
-            return audio.copy()
-        # L' = p L + q R, R' = q L + p R with p = (g + w) / 2, q = (g - w) / 2: one
-        # output and one temporary; at width 0, p == q and both rows are computed alike.
+            return
+        # L' = p L + q R, R' = q L + p R with p = (g + w) / 2, q = (g - w) / 2: two
+        # one-channel temporaries; at width 0, p == q and both rows are computed alike.
         g = float(db_to_gain(float(self.mid_gain_db)))
         w = float(self.width)
         p, q = 0.5 * (g + w), 0.5 * (g - w)
-        out = np.empty_like(audio)
-        tmp = np.empty_like(audio[0])
-        np.multiply(audio[0], p, out=out[0])
-        np.multiply(audio[1], q, out=tmp)
-        out[0] += tmp
-        np.multiply(audio[0], q, out=out[1])
-        np.multiply(audio[1], p, out=tmp)
-        out[1] += tmp
+        q_right = np.multiply(audio[1], q)
+        q_left = np.multiply(audio[0], q)
+        audio[0] *= p
+        audio[0] += q_right
+        del q_right
+        audio[1] *= p
+        audio[1] += q_left
+
+    def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        out = audio.copy()
+        self.apply_in_place(out, sample_rate)
         return out

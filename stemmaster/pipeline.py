@@ -159,18 +159,17 @@ def start_repairs(stems: list[StemAudio], sample_rate: int, pool: ThreadPoolExec
         if not audible:
             return np.zeros(s.audio.shape, dtype=np.float32), [], []
         stages = []
-        repaired = s.audio.astype(np.float64)
-        before = np.asarray(s.audio, dtype=np.float32)
+        # float32 through the chain: the repair processors keep their recursions and sums in
+        # float64 whatever they read (Processor.native_dtypes), so a stage is one float32 array,
+        # kept as it is for the effect measures, and no float64 copy of the stem is made
+        before = np.ascontiguousarray(s.audio, dtype=np.float32)
         for processor in chain.processors:  # as Chain.process does, keeping each stage for the report
-            repaired = processor.process(repaired, sample_rate)
-            # the effect measures read float32 (they convert anyway): each stage is kept at half the
-            # memory of the float64 chain, and only the current float64 array stays alive
-            after = repaired.astype(np.float32)
+            after = processor.process(before, sample_rate)
             stages.append((processor.kind, before, after))
             before = after
         if s.gain_db != 0.0:
-            return (repaired * 10.0 ** (s.gain_db / 20.0)).astype(np.float32), chain.kinds(), stages
-        return before if stages else repaired.astype(np.float32), chain.kinds(), stages
+            return np.multiply(before, 10.0 ** (s.gain_db / 20.0), dtype=np.float32), chain.kinds(), stages
+        return before if stages else before.copy(), chain.kinds(), stages
 
     done: dict[str, tuple[np.ndarray, list[str]]] = {}
     effect_jobs: dict[str, list[Future]] = {}

@@ -487,6 +487,7 @@ class DeEsser(Processor):
     """Split-band de-esser: turns the sibilance band down while it is over a level-relative threshold."""
 
     kind: ClassVar[str] = "deesser"
+    native_dtypes: ClassVar[tuple[type, ...]] = (np.float32, np.float64)
 
     frequency_hz: float = 0.0  # 0 = find it on the stem
     bandwidth_oct: float = 1.0

@@ -294,6 +294,7 @@ class DeHarsher(Processor):
     """
 
     kind: ClassVar[str] = "deharsher"
+    native_dtypes: ClassVar[tuple[type, ...]] = (np.float32, np.float64)
 
     depth_db: float = 6.0
     threshold_db: float = 3.0
@@ -391,8 +392,10 @@ class DeHarsher(Processor):
             active = np.flatnonzero(red.max(axis=1) > 0.0)
             if active.size:
                 overlap_add(change, _gain_change(spec, red, active, r_lo), f0 + active, n_fft)
+        del padded  # before the output is made: a song's worth of float32 less at the peak
         n = audio.shape[1]
-        return audio + change[:, n_fft:n_fft + n] * peak
+        change *= np.float32(peak)
+        return audio + change[:, n_fft:n_fft + n]
 
     def mean_reduction_db_by_frequency(self, audio: np.ndarray, sample_rate: int
                                        ) -> tuple[np.ndarray, np.ndarray]:

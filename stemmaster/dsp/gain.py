@@ -21,6 +21,7 @@ class Gain(Processor):
     """
 
     kind: ClassVar[str] = "gain"
+    native_dtypes: ClassVar[tuple[type, ...]] = (np.float32, np.float64)
 
     gain_db: float = 0.0
 

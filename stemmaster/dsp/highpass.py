@@ -66,7 +66,9 @@ def zero_phase_sos(sos: np.ndarray, audio: np.ndarray) -> np.ndarray:
     zero phase, magnitude ``|H|**2``. The ends are handled as described in the
     module docstring.
     """
-    audio = np.asarray(audio, dtype=np.float64)
+    audio = np.asarray(audio)
+    if audio.dtype not in (np.float32, np.float64):
+        audio = audio.astype(np.float64)
     rows, n = audio.shape
     if n == 0 or len(sos) == 0:
         return audio.copy()
@@ -74,7 +76,7 @@ def zero_phase_sos(sos: np.ndarray, audio: np.ndarray) -> np.ndarray:
     if len(sos) % 2:
         sos = np.vstack([sos, IDENTITY_SECTION])
     pad = min(edge_pad_length(sos), n - 1)
-    buf = np.empty((rows, n + 2 * pad))
+    buf = np.empty((rows, n + 2 * pad), dtype=audio.dtype)  # float32 rows: the recursion still runs in float64
     buf[:, pad:pad + n] = audio
     if pad:
         buf[:, :pad] = audio[:, pad:0:-1]  # even reflection about the first sample
@@ -88,7 +90,14 @@ def zero_phase_sos(sos: np.ndarray, audio: np.ndarray) -> np.ndarray:
                 both = row + 1 < rows
                 pair_pass(buf, row, both, b, d, zi[0], zi[1], reverse)
                 row += 2 if both else 1
-    return buf[:, pad:pad + n]
+    if pad == 0:
+        return buf
+    # the rows' middles moved to the front of the buffer, one after another: a C-contiguous
+    # result in the same memory (a caller needing one would otherwise copy the whole song)
+    flat = buf.reshape(-1)
+    for row in range(rows):
+        flat[row * n:(row + 1) * n] = buf[row, pad:pad + n]  # numpy buffers an overlapping move
+    return flat[:rows * n].reshape(rows, n)
 
 
 def zero_phase_response_db(sos: np.ndarray, freq_hz, sample_rate: int) -> np.ndarray:
@@ -109,6 +118,7 @@ class HighPass(Processor):
     """
 
     kind: ClassVar[str] = "highpass"
+    native_dtypes: ClassVar[tuple[type, ...]] = (np.float32, np.float64)
 
     highpass_hz: float = 0.0
     order: int = 2

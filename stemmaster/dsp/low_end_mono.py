@@ -52,6 +52,7 @@ class LowEndMono(Processor):
     """Makes everything below ``crossover_hz`` mono (side removed, mid untouched); zero phase."""
 
     kind: ClassVar[str] = "low_end_mono"
+    native_dtypes: ClassVar[tuple[type, ...]] = (np.float32, np.float64)
 
     crossover_hz: float = 120.0
 
@@ -69,7 +70,9 @@ class LowEndMono(Processor):
 
     def side_low(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """The side's low band, ``(n,)`` float64: what is taken out of L and put into R."""
-        x = np.asarray(audio, dtype=np.float64)
+        x = np.asarray(audio)
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(np.float64)
         side = 0.5 * (x[0] - x[1])
         return zero_phase_sos(self.sections(sample_rate), side[None, :])[0]
 

@@ -231,6 +231,7 @@ class TransientShaper(Processor):
     """Attack/sustain shaper driven by the difference of a fast and a slow envelope (stereo-linked)."""
 
     kind: ClassVar[str] = "transient_shaper"
+    native_dtypes: ClassVar[tuple[type, ...]] = (np.float32, np.float64)
 
     attack_db: float = 0.0
     sustain_db: float = 0.0
@@ -256,7 +257,9 @@ class TransientShaper(Processor):
 
     def _level_log10(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """``log10`` of the fast envelope (floored at ``FLOOR_DB``), shaped ``(samples,)``: dBFS / 20."""
-        env = _linked_fast_envelope(np.ascontiguousarray(audio, dtype=np.float64), _BRANCH_A, _BRANCH_B,
+        if audio.dtype not in (np.float32, np.float64):
+            audio = audio.astype(np.float64)
+        env = _linked_fast_envelope(np.ascontiguousarray(audio), _BRANCH_A, _BRANCH_B,
                                     _coef(self.fast_ms, int(sample_rate)), 10.0 ** (FLOOR_DB / 20.0))
         return np.log10(env, out=env)
 
@@ -299,7 +302,7 @@ class TransientShaper(Processor):
         rounding, before the cast back to the input dtype). All zeros when
         the settings are neutral.
         """
-        audio = np.atleast_2d(np.asarray(audio, dtype=np.float64))
+        audio = np.atleast_2d(np.asarray(audio))  # float32 or float64 (the envelope kernel reads either)
         n = audio.shape[-1]
         if n == 0 or self.is_neutral:
             return np.zeros(n)
@@ -318,4 +321,4 @@ class TransientShaper(Processor):
     def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         if self.is_neutral:
             return audio.copy()
-        return audio * self.gain(audio, sample_rate)
+        return np.multiply(audio, self.gain(audio, sample_rate), dtype=audio.dtype)

@@ -29,6 +29,7 @@ class StereoWidth(Processor):
     """M/S width: ``width`` scales the side (0 = mono, 1 = unchanged, 2 = double); ``mid_gain_db`` the mid."""
 
     kind: ClassVar[str] = "stereo_width"
+    native_dtypes: ClassVar[tuple[type, ...]] = (np.float32, np.float64)
 
     width: float = 1.0
     mid_gain_db: float = 0.0

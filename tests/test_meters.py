@@ -448,3 +448,17 @@ def test_k_weight_once_then_gain_reads_like_measuring_the_limited_signal():
         assert g.min() < 10 ** (-3 / 20)  # it really limits
         exact = gated_loudness_lufs(x * d * g, sr)
         assert abs(gated_loudness_of_energy(e, sr, d * g) - exact) < 0.02
+
+
+def test_true_peak_blocks_read_exactly_what_the_whole_signal_reads(monkeypatch):
+    # the envelope is computed a block at a time (each with its filter's reach of neighbours):
+    # block edges must not change a single value
+    import stemmaster.meters.truepeak as tp
+    from stemmaster.dsp.limiter import DETECTOR
+
+    x = np.random.default_rng(0).standard_normal((2, 10007)).astype(np.float32)
+    whole = {spec: tp._channel_peaks(x, spec) for spec in (tp.METER_INTERPOLATOR, DETECTOR)}
+    for span in (997, 1000, 4096):
+        monkeypatch.setattr(tp, "_SPAN", span)
+        for spec, expected in whole.items():
+            assert np.array_equal(tp._channel_peaks(x, spec), expected)

@@ -63,8 +63,8 @@ def write_ab_pair(before: np.ndarray, after: np.ndarray, sample_rate: int, folde
     ``lufs_out`` is ``lufs_in + gain_db`` (BS.1770 loudness moves exactly
     with a scalar gain); ``matched_within_lu`` is the difference of the two
     files' loudness as written (float32), which must be at most 0.1 LU
-    before anything is written. Raises AudioError for
-    bad or silent input or a failed write.
+    (else both files are removed again). Raises AudioError for bad or
+    silent input (before anything is written) or a failed write.
     """
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise AudioError(f"A/B: sample rate must be a positive whole number of Hz, got {sample_rate!r}")
@@ -90,27 +90,36 @@ def write_ab_pair(before: np.ndarray, after: np.ndarray, sample_rate: int, folde
                 target = lufs_in[name] + max(room, 0.0)
                 limited = True
     gains = {name: target - lufs_in[name] for name in items}
-    # the float32 samples to be written, made without a float64 copy of the song
-    scaled = {name: np.multiply(audio, 10.0 ** (gains[name] / 20.0), dtype=np.float32)
-              for name, audio in items.items()}
     # BS.1770 loudness moves exactly with a scalar gain (only the -70 LUFS absolute gate could
     # differ, for blocks near it), so the outputs read lufs_in + gain_db. That is checked on the
-    # float32 samples to be written.
+    # float32 samples as written. Each file is made, measured and written in turn (one scaled
+    # copy of a song in memory at a time); were the check to fail, both are removed again.
     lufs_out = {name: lufs_in[name] + gains[name] for name in items}
-    check = {name: gated_loudness_lufs(x, sample_rate) for name, x in scaled.items()}
-    spread = abs(check["after"] - check["before"])
-    if not spread <= MATCH_TOLERANCE_LU:  # pragma: no cover - a scalar gain moves BS.1770 loudness exactly
-        raise AudioError(f"A/B: level match failed ({spread:.3f} LU apart after gain)")
     out_dir = Path(folder) / AB_FOLDER
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AudioError(f"{out_dir}: cannot create the A/B folder ({exc.strerror or exc})") from exc
     result: dict[str, Any] = {"folder": str(out_dir), "target_lufs": float(target), "reference": reference,
-                              "limited_by_headroom": limited, "matched_within_lu": float(spread)}
-    for name, x in scaled.items():
-        path = out_dir / f"{name}.wav"
-        write_audio(path, x, sample_rate, subtype="FLOAT")  # temp file, fsync, rename
-        result[name] = {"path": str(path), "lufs_in": float(lufs_in[name]), "gain_db": float(gains[name]),
-                        "lufs_out": float(lufs_out[name]), "true_peak_dbtp_out": float(true_peak_dbtp(x))}
+                              "limited_by_headroom": limited}
+    check: dict[str, float] = {}
+    written: list[Path] = []
+    try:
+        for name, audio in items.items():
+            x = np.multiply(audio, 10.0 ** (gains[name] / 20.0), dtype=np.float32)
+            check[name] = gated_loudness_lufs(x, sample_rate)
+            path = out_dir / f"{name}.wav"
+            write_audio(path, x, sample_rate, subtype="FLOAT")  # temp file, fsync, rename
+            written.append(path)
+            result[name] = {"path": str(path), "lufs_in": float(lufs_in[name]), "gain_db": float(gains[name]),
+                            "lufs_out": float(lufs_out[name]), "true_peak_dbtp_out": float(true_peak_dbtp(x))}
+            del x
+        spread = abs(check["after"] - check["before"])
+        if not spread <= MATCH_TOLERANCE_LU:  # pragma: no cover - a scalar gain moves BS.1770 loudness exactly
+            raise AudioError(f"A/B: level match failed ({spread:.3f} LU apart after gain)")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    result["matched_within_lu"] = float(spread)
     return result

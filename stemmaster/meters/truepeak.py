@@ -69,6 +69,7 @@ def _polyphase(spec: Interpolator) -> tuple[np.ndarray, int]:
 
 
 _BLOCK = 1024  # output samples per block: the block's accumulators stay in L1
+_SPAN = 1 << 20  # input samples per call of the kernel (its padded float32 copy)
 
 
 @numba.njit(cache=True, parallel=True, fastmath=True)
@@ -129,9 +130,17 @@ def _channel_peaks(audio: np.ndarray, spec: Interpolator) -> np.ndarray:
     taps, center = _polyphase(spec)
     n = audio.shape[1]
     front = taps.shape[1] - 1 - center
-    xp = np.zeros((audio.shape[0], front + n + center), dtype=np.float32)
-    xp[:, front:front + n] = audio
-    return _interval_peaks(xp, np.ascontiguousarray(taps[1:]), front)
+    phases = np.ascontiguousarray(taps[1:])
+    out = np.empty(n, dtype=np.float32)
+    # a block at a time, each with the neighbours its filter reaches (zeros beyond the ends):
+    # the float32 working copy is one block, not the whole song
+    for a in range(0, n, _SPAN):
+        b = min(n, a + _SPAN)
+        lo, hi = max(0, a - front), min(n, b + center)
+        xp = np.zeros((audio.shape[0], front + (b - a) + center), dtype=np.float32)
+        xp[:, lo - (a - front):hi - (a - front)] = audio[:, lo:hi]
+        out[a:b] = _interval_peaks(xp, phases, front)
+    return out
 
 
 def true_peak_envelope(audio: np.ndarray, spec: Interpolator = METER_INTERPOLATOR) -> np.ndarray:

@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -61,6 +61,10 @@ class StemAudio:
 class RenderOutcome:
     """What a render wrote and measured; ``folder`` holds every file.
 
+    ``result``: the bus master's record (gains, loudness, log); its float64
+    audio and gain curve are dropped once the master files are written
+    (``result.audio`` is then empty and ``result.bus_gain`` None: the
+    files hold the master, and export runs the bus again);
     ``master_audio``: the first master file's samples as written (float32),
     kept for the release checks and dropped once they have run;
     ``landed_s``: seconds from the start of ``render_project`` until the
@@ -364,7 +368,11 @@ def render_stems(stems: list[StemAudio], sample_rate: int, settings: MasterSetti
     atomic_write_text(folder / "report.md", report_markdown(report))
     atomic_write_text(folder / "report.json", report_json(report))
     progress(1.0, "done")
-    return RenderOutcome(folder=folder, report=report, master_files=[p for p, _ in masters], result=result,
+    # the float64 master and its gain curve are three songs' worth of memory the release checks
+    # (on the written samples) do not need
+    record = replace(result, audio=np.zeros((result.audio.shape[0], 0)), bus_gain=None)  # not a view: freed
+    del result
+    return RenderOutcome(folder=folder, report=report, master_files=[p for p, _ in masters], result=record,
                          master_audio=first)
 
 

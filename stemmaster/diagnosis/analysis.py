@@ -19,7 +19,7 @@ import numpy as np
 
 from stemmaster.meters import loudness
 
-from stemmaster.meters.spectral import _frame_power, _mid_side
+from stemmaster.meters.spectral import _frame_power, _mid, _side
 from stemmaster.meters.truepeak import true_peak_dbtp
 
 N_FFT = 2048
@@ -119,13 +119,13 @@ def analyse(name: str, role: str, audio: np.ndarray, sample_rate: int) -> Signal
     sr = int(sample_rate)
     channels, n = audio.shape
     stereo = channels >= 2
-    mid, side = _mid_side(audio[:2])
     freqs = np.fft.rfftfreq(N_FFT, 1.0 / sr)
     if n >= N_FFT:
-        # scaled so each frame's bins sum to its mean square (one-sided, the window's energy divided out)
+        # scaled so each frame's bins sum to its mean square (one-sided, the window's energy divided out);
+        # the mid and the side are made one at a time, each only for its spectra
         scale = 2.0 / (N_FFT * float(np.sum(np.hanning(N_FFT) ** 2)))
-        mid_power = _frame_power(mid, N_FFT, HOP, scale=scale)
-        side_power = _frame_power(side, N_FFT, HOP, scale=scale) if stereo else None
+        mid_power = _frame_power(_mid(audio[:2]), N_FFT, HOP, scale=scale)
+        side_power = _frame_power(_side(audio[:2]), N_FFT, HOP, scale=scale) if stereo else None
     else:
         mid_power = np.zeros((0, freqs.size), np.float32)
         side_power = np.zeros((0, freqs.size), np.float32) if stereo else None
@@ -135,7 +135,7 @@ def analyse(name: str, role: str, audio: np.ndarray, sample_rate: int) -> Signal
     short_term = loudness._window_lufs(energy, lengths, loudness._hops_per(loudness.SHORT_TERM_S))
     integrated = loudness.integrated_from_blocks(momentary)
 
-    peaks = np.abs(audio).max(axis=1) if n else np.zeros(channels)
+    peaks = np.maximum(audio.max(axis=1), -audio.min(axis=1)) if n else np.zeros(channels)  # no |audio| copy
     peak = float(peaks.max()) if n else 0.0
     sums = audio.sum(axis=1, dtype=np.float64)
     squares = np.einsum("ij,ij->", audio, audio, dtype=np.float64) if n else 0.0

@@ -65,7 +65,6 @@ TARGET_MARGIN_DB = 0.001
 PEAK_GUARD = 12
 # Samples of context either side when re-measuring part of a signal.
 _ENV_CONTEXT = 40
-_MERGE = 2048  # regions to re-measure are widened by this, merging nearby ones
 # The detector's envelope at sample k reads the samples k - _REACH .. k + _REACH - 1 (its
 # interpolator spans +-10 samples around an interval; the envelope joins two intervals).
 _REACH = DETECTOR.taps_half + 1
@@ -148,7 +147,7 @@ def _scaled_envelope(env: np.ndarray, peaks: np.ndarray, scaled: np.ndarray, ste
     return _remeasure(bound, scaled, bound > accept, merge=_BOUND_BLOCK)
 
 
-def _remeasure(env: np.ndarray, out: np.ndarray, changed: np.ndarray, merge: int = _MERGE) -> np.ndarray:
+def _remeasure(env: np.ndarray, out: np.ndarray, changed: np.ndarray, merge: int) -> np.ndarray:
     """``env`` with the detector envelope of ``out`` recomputed around the samples that ``changed``
     (widened by ``merge`` samples either side, which joins nearby regions; all of it when they
     are many)."""

@@ -317,7 +317,14 @@ def test_fuzzed_values_anywhere_never_crash(tmp_path, data):
         + [("sources", 0, k) for k in doc["sources"][0]] + [("stems", 1, k) for k in doc["stems"][1]]
     for _ in range(data.draw(st.integers(1, 3), label="edits")):
         path = data.draw(st.sampled_from(paths), label="path")
-        _set(doc, path, data.draw(toml_values, label="value"))
+        value = data.draw(toml_values, label="value")
+        try:
+            parent = _get(doc, path[:-1])
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier edit replaced a table on this path with a plain value
+        key = path[-1]
+        if isinstance(parent, dict) or (isinstance(parent, list) and isinstance(key, int) and key < len(parent)):
+            parent[key] = value
     write(tmp_path, tomli_w.dumps(doc))
     try:
         load_project(tmp_path)

@@ -147,22 +147,27 @@ def _hops_per(window_s: float) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _k_hop_sums(x: np.ndarray, sos: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _k_hop_sums(x: np.ndarray, sos: np.ndarray, bounds: np.ndarray, weights: np.ndarray,
+                per_sample: np.ndarray) -> np.ndarray:
     """Per hop ``k`` (samples ``bounds[k]`` to ``bounds[k + 1]``), ``sum_c weights[c] * sum_t
-    sosfilt(sos, x[c])[t] ** 2``, without storing the filtered signal: both sections (transposed direct form II, zero start, as ``sosfilt``) run
-    and square into the hop sums in one sweep, two channels interleaved."""
+    sosfilt(sos, x[c])[t] ** 2``, without storing the filtered signal: both sections
+    (transposed direct form II, zero start, as ``sosfilt``) run and square into the hop sums
+    in one sweep, two channels interleaved. ``per_sample``, unless empty, receives each
+    sample's channel-weighted square too (``(samples,)``; ``bounds`` must then span them all)."""
     channels = x.shape[0]
     hops = bounds.shape[0] - 1
     out = np.zeros(hops)
+    store = per_sample.shape[0] > 0
     b0, b1, b2, a1, a2 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
     d0, d1, d2, e1, e2 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
     for c in range(0, channels, 2):
         both = c + 1 < channels
         w = c + 1 if both else c
+        wc = weights[c]
+        ww = weights[w] if both else 0.0
         p0 = p1 = q0 = q1 = r0 = r1 = s0 = s1 = 0.0
         for k in range(hops):
-            acc_c = 0.0
-            acc_w = 0.0
+            acc = 0.0
             for i in range(bounds[k], bounds[k + 1]):
                 v = float(x[c, i])
                 u = float(x[w, i])
@@ -178,17 +183,20 @@ def _k_hop_sums(x: np.ndarray, sos: np.ndarray, bounds: np.ndarray, weights: np.
                 s0 = d1 * t - e1 * h + s1
                 q1 = d2 * y - e2 * z
                 s1 = d2 * t - e2 * h
-                acc_c += z * z
-                acc_w += h * h
-            out[k] += weights[c] * acc_c
-            if both:
-                out[k] += weights[w] * acc_w
-            # a state decaying through silence toward subnormal numbers is set to rest (see dsp/biquad.py)
-            if abs(p0) < TINY and abs(p1) < TINY and abs(q0) < TINY and abs(q1) < TINY:
-                p0 = p1 = q0 = q1 = 0.0
-            if abs(r0) < TINY and abs(r1) < TINY and abs(s0) < TINY and abs(s1) < TINY:
-                r0 = r1 = s0 = s1 = 0.0
+                e = wc * z * z + ww * h * h
+                acc += e
+                if store:
+                    per_sample[i] = e if c == 0 else per_sample[i] + e
+                if (i & 1023) == 0:  # a state decaying through silence is set to rest (see dsp/biquad.py)
+                    if abs(p0) < TINY and abs(p1) < TINY and abs(q0) < TINY and abs(q1) < TINY:
+                        p0 = p1 = q0 = q1 = 0.0
+                    if abs(r0) < TINY and abs(r1) < TINY and abs(s0) < TINY and abs(s1) < TINY:
+                        r0 = r1 = s0 = s1 = 0.0
+            out[k] += acc
     return out
+
+
+_NO_SAMPLES = np.zeros(0, dtype=np.float32)
 
 
 def _prepared_energy(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +208,7 @@ def _prepared_energy(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, n
     if bounds.shape[0] < 2:
         return np.zeros(0), np.zeros(0)
     energy = _k_hop_sums(np.ascontiguousarray(audio), k_weighting_sos(sample_rate), bounds,
-                         channel_weights(audio.shape[0]))
+                         channel_weights(audio.shape[0]), _NO_SAMPLES)
     return energy, np.diff(bounds).astype(np.float64)
 
 
@@ -354,7 +362,8 @@ def k_weighted_energy(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     check_meter_audio(audio, sample_rate)
     out = np.empty(audio.shape[1], dtype=np.float32)
     if audio.shape[1]:
-        _k_energy(np.ascontiguousarray(audio), k_weighting_sos(int(sample_rate)), channel_weights(audio.shape[0]), out)
+        _k_hop_sums(np.ascontiguousarray(audio), k_weighting_sos(int(sample_rate)),
+                    np.array([0, audio.shape[1]], dtype=np.int64), channel_weights(audio.shape[0]), out)
     return out
 
 
@@ -398,43 +407,6 @@ def _energy_hop_sums(energy: np.ndarray, gain: np.ndarray, bounds: np.ndarray) -
                 acc += energy[t]
         out[k] = acc
     return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _k_energy(x: np.ndarray, sos: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
-    """``out[t] = sum_c weights[c] * sosfilt(sos, x[c])[t] ** 2``: the two K-weighting sections
-    (transposed direct form II, zero start, as ``_k_hop_sums``), two channels interleaved."""
-    channels, n = x.shape
-    b0, b1, b2, a1, a2 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
-    d0, d1, d2, e1, e2 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
-    for c in range(0, channels, 2):
-        both = c + 1 < channels
-        w = c + 1 if both else c
-        wc = weights[c]
-        ww = weights[w] if both else 0.0
-        p0 = p1 = q0 = q1 = r0 = r1 = s0 = s1 = 0.0
-        for i in range(n):
-            v = float(x[c, i])
-            u = float(x[w, i])
-            y = b0 * v + p0
-            t = b0 * u + r0
-            p0 = b1 * v - a1 * y + p1
-            r0 = b1 * u - a1 * t + r1
-            p1 = b2 * v - a2 * y
-            r1 = b2 * u - a2 * t
-            z = d0 * y + q0
-            h = d0 * t + s0
-            q0 = d1 * y - e1 * z + q1
-            s0 = d1 * t - e1 * h + s1
-            q1 = d2 * y - e2 * z
-            s1 = d2 * t - e2 * h
-            e = wc * z * z + ww * h * h
-            out[i] = e if c == 0 else out[i] + e
-            if (i & 1023) == 0:  # a state decaying through silence is set to rest (see dsp/biquad.py)
-                if abs(p0) < TINY and abs(p1) < TINY and abs(q0) < TINY and abs(q1) < TINY:
-                    p0 = p1 = q0 = q1 = 0.0
-                if abs(r0) < TINY and abs(r1) < TINY and abs(s0) < TINY and abs(s1) < TINY:
-                    r0 = r1 = s0 = s1 = 0.0
 
 
 def integrated_from_blocks(blocks_lufs: np.ndarray) -> float:

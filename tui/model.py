@@ -198,15 +198,19 @@ def _done_checks(report: dict[str, Any]) -> dict[str, Any] | None:
     return checks if isinstance(checks, dict) and checks.get("status") == "done" else None
 
 
-def translation_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """The translation checks: (check, loudness LUFS, change LU, warnings) per playback model."""
+def _check_entries(report: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The entries (dicts) of one release check (``"translation"``, ``"codec"``) when the checks
+    ran to the end, else none."""
     checks = _done_checks(report)
     if checks is None:
         return []
+    return [entry for entry in checks.get(key) or [] if isinstance(entry, dict)]
+
+
+def translation_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The translation checks: (check, loudness LUFS, change LU, warnings) per playback model."""
     rows = []
-    for t in checks.get("translation") or []:
-        if not isinstance(t, dict):
-            continue
+    for t in _check_entries(report, "translation"):
         change = t.get("loudness_change_lu")
         warnings = [" ".join(str(w).split()) for w in t.get("warnings") or [] if w]
         rows.append((str(t.get("name") or NONE), fmt(t.get("loudness_lufs")),
@@ -217,13 +221,8 @@ def translation_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 def codec_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """The codec round trips: (codec and bitrate, decoded true peak dBTP, overs, recommended ceiling dBTP)."""
-    checks = _done_checks(report)
-    if checks is None:
-        return []
     rows = []
-    for c in checks.get("codec") or []:
-        if not isinstance(c, dict):
-            continue
+    for c in _check_entries(report, "codec"):
         name = f"{str(c.get('codec') or '?').upper()} {c.get('bitrate_kbps') or ''}k".strip()
         if not c.get("available"):
             rows.append((name, NONE, "not run", " ".join(str(c.get("note") or "unavailable").split())))

@@ -148,12 +148,15 @@ def _hops_per(window_s: float) -> int:
 
 @numba.njit(cache=True, nogil=True)
 def _k_hop_sums(x: np.ndarray, sos: np.ndarray, bounds: np.ndarray, weights: np.ndarray,
-                per_sample: np.ndarray) -> np.ndarray:
+                per_sample: np.ndarray, state: np.ndarray, offset: int) -> np.ndarray:
     """Per hop ``k`` (samples ``bounds[k]`` to ``bounds[k + 1]``), ``sum_c weights[c] * sum_t
     sosfilt(sos, x[c])[t] ** 2``, without storing the filtered signal: both sections
     (transposed direct form II, zero start, as ``sosfilt``) run and square into the hop sums
     in one sweep, two channels interleaved. ``per_sample``, unless empty, receives each
-    sample's channel-weighted square too (``(samples,)``; ``bounds`` must then span them all)."""
+    sample's channel-weighted square too (``(samples,)``; ``bounds`` must then span them all).
+    ``state`` ``(channel pairs, 8)``: the filters' state, read at the start and left as it ends
+    (zeros: from rest, as ``sosfilt``), so a signal can be fed in consecutive blocks;
+    ``offset``: the index of ``x[:, 0]`` in the whole signal."""
     channels = x.shape[0]
     hops = bounds.shape[0] - 1
     out = np.zeros(hops)
@@ -165,7 +168,8 @@ def _k_hop_sums(x: np.ndarray, sos: np.ndarray, bounds: np.ndarray, weights: np.
         w = c + 1 if both else c
         wc = weights[c]
         ww = weights[w] if both else 0.0
-        p0 = p1 = q0 = q1 = r0 = r1 = s0 = s1 = 0.0
+        st = state[c // 2]
+        p0, p1, q0, q1, r0, r1, s0, s1 = st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
         for k in range(hops):
             acc = 0.0
             for i in range(bounds[k], bounds[k + 1]):
@@ -187,13 +191,19 @@ def _k_hop_sums(x: np.ndarray, sos: np.ndarray, bounds: np.ndarray, weights: np.
                 acc += e
                 if store:
                     per_sample[i] = e if c == 0 else per_sample[i] + e
-                if (i & 1023) == 0:  # a state decaying through silence is set to rest (see dsp/biquad.py)
+                if ((i + offset) & 1023) == 0:  # a state decaying through silence is set to rest (see dsp/biquad.py)
                     if abs(p0) < TINY and abs(p1) < TINY and abs(q0) < TINY and abs(q1) < TINY:
                         p0 = p1 = q0 = q1 = 0.0
                     if abs(r0) < TINY and abs(r1) < TINY and abs(s0) < TINY and abs(s1) < TINY:
                         r0 = r1 = s0 = s1 = 0.0
             out[k] += acc
+        st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7] = p0, p1, q0, q1, r0, r1, s0, s1
     return out
+
+
+def k_state(channels: int) -> np.ndarray:
+    """A rest state for ``_k_hop_sums`` on ``channels`` channels."""
+    return np.zeros(((channels + 1) // 2, 8))
 
 
 _NO_SAMPLES = np.zeros(0, dtype=np.float32)
@@ -208,7 +218,7 @@ def _prepared_energy(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, n
     if bounds.shape[0] < 2:
         return np.zeros(0), np.zeros(0)
     energy = _k_hop_sums(np.ascontiguousarray(audio), k_weighting_sos(sample_rate), bounds,
-                         channel_weights(audio.shape[0]), _NO_SAMPLES)
+                         channel_weights(audio.shape[0]), _NO_SAMPLES, k_state(audio.shape[0]), 0)
     return energy, np.diff(bounds).astype(np.float64)
 
 
@@ -310,21 +320,21 @@ def gated_loudness_through(audio: np.ndarray, sample_rate: int, sos: np.ndarray,
     channels = 1 if fold_mono else audio.shape[0]
     weights = np.full(1, 2.0) if fold_mono else channel_weights(channels)
     energy = _cascade_hop_sums(np.ascontiguousarray(audio), np.ascontiguousarray(cascade), bounds, weights,
-                               fold_mono)
+                               fold_mono, np.zeros((channels, cascade.shape[0], 2)))
     return integrated_from_blocks(_window_lufs(energy, np.diff(bounds).astype(np.float64), _hops_per(BLOCK_S)))
 
 
 @numba.njit(cache=True, nogil=True)
 def _cascade_hop_sums(x: np.ndarray, sos: np.ndarray, bounds: np.ndarray, weights: np.ndarray,
-                      fold_mono: bool) -> np.ndarray:
+                      fold_mono: bool, z: np.ndarray) -> np.ndarray:
     """Per hop, ``sum_c weights[c] * sum_t y_c[t] ** 2`` where ``y_c`` is channel c (or, with
     ``fold_mono``, the channels' mean) through the sections ``sos`` (a0 = 1; transposed
-    direct form II from a zero state, as ``sosfilt``)."""
+    direct form II, as ``sosfilt``). ``z`` ``(rows, sections, 2)``: the filter state, read at the
+    start and left as it ends (zeros: from rest), so a signal can be fed in consecutive blocks."""
     sections = sos.shape[0]
     rows = 1 if fold_mono else x.shape[0]
     hops = bounds.shape[0] - 1
     out = np.zeros(hops)
-    z = np.zeros((rows, sections, 2))
     inv = 1.0 / x.shape[0]
     for k in range(hops):
         for t in range(bounds[k], bounds[k + 1]):
@@ -363,7 +373,8 @@ def k_weighted_energy(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     out = np.empty(audio.shape[1], dtype=np.float32)
     if audio.shape[1]:
         _k_hop_sums(np.ascontiguousarray(audio), k_weighting_sos(int(sample_rate)),
-                    np.array([0, audio.shape[1]], dtype=np.int64), channel_weights(audio.shape[0]), out)
+                    np.array([0, audio.shape[1]], dtype=np.int64), channel_weights(audio.shape[0]), out,
+                    k_state(audio.shape[0]), 0)
     return out
 
 

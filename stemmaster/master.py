@@ -265,54 +265,29 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
     energy = k_weighted_energy(x, sample_rate)  # the estimate passes measure K(x) * drive * gain
     pre_lufs = gated_loudness_of_energy(energy, sample_rate)
     envelope = detector_envelope(x)  # linear in the drive: measured once for every pass
-    # The search steers on our gated BS.1770-4 meter (EBU Tech 3341/3342
-    # conformance files within 0.01 LU), the same meter the render report
-    # reads; landing within half the tolerance leaves room for the export's
-    # dither. pyloudnorm reads within 0.02 LU of it (tests/test_meters.py).
-    drive = bus.target_lufs - pre_lufs  # first guess: as if the limiter took nothing
-    tried: list[tuple[float, float]] = []
-    lufs = float("nan")
-    peak = float("nan")
-    verified = False
-    for it in range(1, MAX_ITERATIONS + 1):
-        if is_cancelled():
-            raise Cancelled("mastering cancelled")
-        report(0.25 + 0.7 * min(it, 6) / 6.0, f"limiter and loudness, pass {it}")
-        drive_lin = 10.0 ** (drive / 20.0)
-        # Passes steer on the limiter's first pass alone; once the loudness is
-        # on target, the guaranteed gain (output measured and corrected) is
-        # computed for that drive and its loudness checked again.
-        if verified:
-            energy = None  # the last pass measures the output itself
-            # the output replaces x, which no pass needs after this one (x is recovered from it
-            # below when the loudness misses and the drive is steered again)
-            y, gain, peak = limiter.limit(x, sample_rate, envelope=envelope, scale=drive_lin, in_place=True)
-            fast = gated_loudness_lufs(y, sample_rate)
-        else:  # within 0.01 LU of measuring y itself, without K-weighting it again
-            gain = limiter.estimate_gain(envelope, sample_rate, scale=drive_lin)
-            gain *= drive_lin
-            fast = gated_loudness_of_energy(energy, sample_rate, gain)
-        tried.append((drive, fast))
-        log.append(f"pass {it}: drive {drive:+.2f} dB -> {fast:.2f} LUFS{'' if verified else ' (estimate)'}")
-        if abs(bus.target_lufs - fast) <= bus.tolerance_lu * 0.5:
-            if not verified:
-                verified = True
-                continue  # the same drive again, with the ceiling guaranteed
-            lufs = fast
-            break
-        if verified:  # steer again from the limiter's input, which y replaced
-            y /= gain
-            y /= drive_lin
-            x = y
-        drive = _next_drive(tried, bus.target_lufs)
-        if drive > MAX_DRIVE_DB:
-            raise StemmasterError(
-                f"cannot reach {bus.target_lufs} LUFS under {bus.ceiling_dbtp} dBTP: it would take more than "
-                f"{MAX_DRIVE_DB:.0f} dB of drive into the limiter; choose a lower target")
-    else:
-        raise StemmasterError(
-            f"loudness search ended at {lufs:.2f} LUFS, not within {bus.tolerance_lu} LU of {bus.target_lufs} LUFS")
+    out: dict[str, Any] = {}  # the verified pass's output, gain curve, peak and drive
+
+    def estimate(drive_lin: float) -> float:  # within 0.01 LU of measuring y itself, without K-weighting again
+        gain = limiter.estimate_gain(envelope, sample_rate, scale=drive_lin)
+        gain *= drive_lin
+        return gated_loudness_of_energy(energy, sample_rate, gain)
+
+    def verify(drive_lin: float) -> float:
+        nonlocal x
+        if out:  # a verified pass missed: recover the limiter's input, which its output replaced
+            x = out["y"]
+            x /= out["gain"]
+            x /= out["drive_lin"]
+        # the output replaces x, which no pass needs after this one
+        y, gain, peak = limiter.limit(x, sample_rate, envelope=envelope, scale=drive_lin, in_place=True)
+        out.update(y=y, gain=gain, peak=peak, drive_lin=drive_lin)
+        return gated_loudness_lufs(y, sample_rate)
+
+    drive, lufs, iterations = search_drive(bus, pre_lufs, estimate, verify, log=log, report=report,
+                                           is_cancelled=is_cancelled)
+    del energy, envelope
     report(1.0, "bus master done")
+    y, gain, peak, drive_lin = out["y"], out["gain"], out["peak"], out["drive_lin"]
     bus_gain = gain * drive_lin if gain.size else np.full(samples, drive_lin)
     if comp_gain is not None:
         bus_gain *= comp_gain
@@ -320,8 +295,48 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
         audio=y, sample_rate=sample_rate, staging_gain_db=staging_db, drive_gain_db=drive,
         integrated_lufs=lufs, true_peak_dbtp=gain_to_db(peak) if peak > 0 else float("-inf"),
         limiter_max_reduction_db=max(0.0, -gain_to_db(float(gain.min()))) if gain.size else 0.0,
-        compressor_max_reduction_db=comp_max_db, iterations=len(tried), log=log, bus_gain=bus_gain,
+        compressor_max_reduction_db=comp_max_db, iterations=iterations, log=log, bus_gain=bus_gain,
     )
+
+
+def search_drive(bus: BusSettings, pre_lufs: float, estimate: Callable[[float], float],
+                 verify: Callable[[float], float], *, log: list[str], report: Progress,
+                 is_cancelled: CancelCheck) -> tuple[float, float, int]:
+    """The drive (dB into the limiter) that lands the master within half of ``tolerance_lu`` of
+    ``target_lufs``: ``(drive_db, lufs, passes)``.
+
+    ``estimate(drive_lin)`` is the loudness of the limiter's first pass at that drive (cheap);
+    ``verify(drive_lin)`` makes the guaranteed output at that drive and measures it. Passes
+    steer on estimates (a secant on loudness against drive); once an estimate is on target, the
+    same drive is verified, and a verified pass that misses steers again on verified passes.
+    Landing within half the tolerance leaves room for the export's dither. Each pass is logged.
+    """
+    # The search steers on our gated BS.1770-4 meter (EBU Tech 3341/3342
+    # conformance files within 0.01 LU), the same meter the render report
+    # reads; pyloudnorm reads within 0.02 LU of it (tests/test_meters.py).
+    drive = bus.target_lufs - pre_lufs  # first guess: as if the limiter took nothing
+    tried: list[tuple[float, float]] = []
+    verified = False
+    for it in range(1, MAX_ITERATIONS + 1):
+        if is_cancelled():
+            raise Cancelled("mastering cancelled")
+        report(0.25 + 0.7 * min(it, 6) / 6.0, f"limiter and loudness, pass {it}")
+        drive_lin = 10.0 ** (drive / 20.0)
+        fast = verify(drive_lin) if verified else estimate(drive_lin)
+        tried.append((drive, fast))
+        log.append(f"pass {it}: drive {drive:+.2f} dB -> {fast:.2f} LUFS{'' if verified else ' (estimate)'}")
+        if abs(bus.target_lufs - fast) <= bus.tolerance_lu * 0.5:
+            if verified:
+                return drive, fast, len(tried)
+            verified = True
+            continue  # the same drive again, with the ceiling guaranteed
+        drive = _next_drive(tried, bus.target_lufs)
+        if drive > MAX_DRIVE_DB:
+            raise StemmasterError(
+                f"cannot reach {bus.target_lufs} LUFS under {bus.ceiling_dbtp} dBTP: it would take more than "
+                f"{MAX_DRIVE_DB:.0f} dB of drive into the limiter; choose a lower target")
+    raise StemmasterError(
+        f"loudness search ended at {tried[-1][1]:.2f} LUFS, not within {bus.tolerance_lu} LU of {bus.target_lufs} LUFS")
 
 
 def _next_drive(tried: list[tuple[float, float]], target_lufs: float) -> float:

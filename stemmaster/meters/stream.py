@@ -23,7 +23,70 @@ from stemmaster.meters.stereo import _SILENT_MEAN_SQUARE, _sums
 from stemmaster.meters.truepeak import METER_INTERPOLATOR, Interpolator, _interval_peaks, _polyphase
 
 
-class LoudnessMeter:
+class _HopGrid:
+    """Sums of per-sample values into the 100 ms hops of a signal fed a block at a time
+    (the hops of ``loudness._hop_bounds``: ``round(k * 0.1 s * rate)``)."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = int(sample_rate)
+        self._hop = loudness.HOP_S * self.sample_rate
+        self.frames = 0  # samples fed so far
+        self._sums: list[np.ndarray] = []  # the complete hops' sums, in arrays as they come
+        self._partial = 0.0  # the sum of the hop in progress
+        self._hops = 0  # complete hops so far
+
+    def split(self, n: int) -> tuple[np.ndarray, int]:
+        """Local indices ``[0, b1, ..., n]`` that split the next ``n`` samples at hop boundaries,
+        and how many hops those boundaries complete."""
+        start, stop = self.frames, self.frames + n
+        last = int(math.floor(stop / self._hop + 1e-9)) + 1
+        inner = [int(round(k * self._hop)) - start for k in range(self._hops + 1, last + 1)]
+        inner = [b for b in inner if 0 < b <= n]
+        bounds = np.array([0] + inner + ([] if inner and inner[-1] == n else [n]), dtype=np.int64)
+        return bounds, len(inner)
+
+    def take(self, sums: np.ndarray, complete: int, n: int) -> None:
+        """Take the sums over the stretches ``split(n)`` gave for the next ``n`` samples."""
+        if complete:
+            sums = np.array(sums, dtype=np.float64)
+            sums[0] += self._partial
+            self._sums.append(sums[:complete])
+            self._hops += complete
+            self._partial = float(sums[complete]) if sums.shape[0] > complete else 0.0
+        else:
+            self._partial += float(sums[0])
+        self.frames += n
+
+    def hops(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sum of each complete hop and the hops' lengths in samples (``loudness._hop_bounds``)."""
+        bounds = loudness._hop_bounds(self.frames, self.sample_rate)
+        hops = bounds.shape[0] - 1
+        if hops <= 0:
+            return np.zeros(0), np.zeros(0)
+        sums = np.concatenate(self._sums)[:hops] if self._sums else np.zeros(0)
+        return sums, np.diff(bounds).astype(np.float64)
+
+    def integrated_lufs(self) -> float:
+        """BS.1770-4 gated loudness of a signal whose hop energies these are, LUFS."""
+        energy, lengths = self.hops()
+        return loudness.integrated_from_blocks(loudness._window_lufs(energy, lengths, loudness._hops_per(loudness.BLOCK_S)))
+
+
+class EnergyHops(_HopGrid):
+    """The gated loudness of ``energy * gain ** 2`` fed a block at a time (``energy`` from
+    ``loudness.k_weighted_energy``): ``loudness.gated_loudness_of_energy`` of the whole."""
+
+    def add_energy(self, energy: np.ndarray, gain: np.ndarray | None = None) -> None:
+        """The next ``energy`` ``(n,)`` and its linear ``gain`` ``(n,)`` (None: 1)."""
+        energy = np.ascontiguousarray(energy)
+        if energy.shape[0] == 0:
+            return
+        bounds, complete = self.split(energy.shape[0])
+        g = np.zeros(0) if gain is None else np.ascontiguousarray(gain, dtype=np.float64)
+        self.take(loudness._energy_hop_sums(energy, g, bounds), complete, energy.shape[0])
+
+
+class LoudnessMeter(_HopGrid):
     """K-weighted, channel-weighted energy per 100 ms hop of a signal fed in order.
 
     ``sos`` ``(k, 6)``: a filter the signal is heard through before the
@@ -35,7 +98,7 @@ class LoudnessMeter:
 
     def __init__(self, sample_rate: int, channels: int, *, sos: np.ndarray | None = None,
                  fold_mono: bool = False) -> None:
-        self.sample_rate = int(sample_rate)
+        super().__init__(sample_rate)
         self.channels = int(channels)
         if self.sample_rate <= 0 or not 1 <= self.channels <= 5:
             raise ValueError(f"loudness meter: {channels} channels at {sample_rate} Hz")
@@ -51,67 +114,35 @@ class LoudnessMeter:
             self._weights = loudness.channel_weights(self.channels)
             self._state = loudness.k_state(self.channels)
         self._fold = fold_mono
-        self._hop = loudness.HOP_S * self.sample_rate
-        self.frames = 0  # samples fed so far
-        self._sums: list[np.ndarray] = []  # energy of the complete hops, in arrays as they come
-        self._partial = 0.0  # energy of the hop in progress
-        self._hops = 0  # complete hops so far
-
-    def _bound(self, k: int) -> int:
-        return int(round(k * self._hop))
 
     def add(self, block: np.ndarray) -> None:
         """Feed the next ``block`` ``(channels, n)`` (float32 or float64, finite)."""
         block = np.asarray(block)
         if block.ndim != 2 or block.shape[0] != self.channels:
             raise ValueError(f"loudness meter: expected ({self.channels}, n) blocks, got {block.shape}")
-        n = block.shape[1]
-        if n == 0:
+        if block.shape[1] == 0:
             return
-        start, stop = self.frames, self.frames + n
-        # the hop boundaries inside this block, as local indices: [0, b1, b2, ..., n]
-        first = self._hops + 1
-        last = int(math.floor(stop / self._hop + 1e-9)) + 1
-        inner = [self._bound(k) for k in range(first, last + 1)]
-        inner = [b - start for b in inner if start < b <= stop]
-        bounds = np.array([0] + inner + ([] if inner and inner[-1] == n else [n]), dtype=np.int64)
+        bounds, complete = self.split(block.shape[1])
         x = np.ascontiguousarray(block)
         if self._cascade:
             sums = loudness._cascade_hop_sums(x, self._sos, bounds, self._weights, self._fold, self._state)
         else:
-            sums = loudness._k_hop_sums(x, self._sos, bounds, self._weights, loudness._NO_SAMPLES, self._state, start)
-        complete = len(inner)  # each inner boundary closes a hop
-        if complete:
-            sums = sums.copy()
-            sums[0] += self._partial
-            self._sums.append(sums[:complete])
-            self._hops += complete
-            self._partial = float(sums[complete]) if sums.shape[0] > complete else 0.0
-        else:
-            self._partial += float(sums[0])
-        self.frames = stop
+            sums = loudness._k_hop_sums(x, self._sos, bounds, self._weights, loudness._NO_SAMPLES, self._state,
+                                        self.frames)
+        self.take(sums, complete, block.shape[1])
 
     def hop_energy(self) -> tuple[np.ndarray, np.ndarray]:
         """The energy of each complete 100 ms hop and the hops' lengths in samples, as
         ``loudness._prepared_energy`` gives for the whole signal fed so far."""
-        bounds = loudness._hop_bounds(self.frames, self.sample_rate)
-        hops = bounds.shape[0] - 1
-        if hops <= 0:
-            return np.zeros(0), np.zeros(0)
-        energy = np.concatenate(self._sums)[:hops] if self._sums else np.zeros(0)
-        return energy, np.diff(bounds).astype(np.float64)
+        return self.hops()
 
     def momentary_lufs(self) -> np.ndarray:
-        energy, lengths = self.hop_energy()
+        energy, lengths = self.hops()
         return loudness._window_lufs(energy, lengths, loudness._hops_per(loudness.BLOCK_S))
 
     def short_term_lufs(self) -> np.ndarray:
-        energy, lengths = self.hop_energy()
+        energy, lengths = self.hops()
         return loudness._window_lufs(energy, lengths, loudness._hops_per(loudness.SHORT_TERM_S))
-
-    def integrated_lufs(self) -> float:
-        """BS.1770-4 gated loudness of what was fed (``loudness.gated_loudness_lufs``), LUFS."""
-        return loudness.integrated_from_blocks(self.momentary_lufs())
 
     def loudness_range_lu(self) -> float:
         return loudness.loudness_range_from_short_term(self.short_term_lufs())

@@ -1,0 +1,240 @@
+"""The bus master of a mix too long to hold whole: the chain of ``master.master_bus``, one
+segment at a time.
+
+The mix is an ``AudioSource`` (the render's repaired stems summed as they are
+read from disk). Each pass reads it a segment at a time (``SEGMENT_S``) with
+context either side (``bus_context``), runs the bus on the extended segment
+and keeps the segment's own samples. The context is what the bus's memory
+reaches: the zero-phase low-end crossover and the EQ until their slowest pole
+has decayed to 1e-7, the glue compressor's and the limiter's recursions for
+``_TIME_CONSTANTS`` of their longest time constant (they have then forgotten
+their start to e^-14 = 8e-7 of it), the limiter's lookahead and the true-peak
+detector's reach. So a segment's samples are those of the whole-song bus to
+about -120 dB, and the memory is a segment's, whatever the song's length.
+
+Passes (the search is ``master.search_drive``, the same as the whole-song bus):
+
+1. the mix's loudness (the staging gain) and its metrics for the report;
+2. the limiter's input per segment: its detector envelope and its K-weighted
+   energy are written to scratch files (float32, one value per sample);
+3. estimates: the limiter's first pass on the envelope, read back a segment
+   at a time, and the loudness of ``energy * gain ** 2`` per 100 ms hop;
+4. the verified pass: the limiter's input made again (the same arithmetic on
+   the same segments, so the same samples), limited with its guarantee, and
+   written to a float WAV in the scratch folder while its loudness and the
+   detector's peak are measured. A verified pass that misses steers again.
+
+Audio is ``(channels, samples)``; the scratch folder is the caller's (the
+render's temporary folder), and its files are removed when done.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from stemmaster.audio_source import AudioSource, BlockWriter, FileSource
+from stemmaster.dsp.highpass import edge_pad_length
+from stemmaster.dsp.limiter import _REACH, PEAK_GUARD, detector_envelope
+from stemmaster.errors import AudioError, Cancelled, StemmasterError
+from stemmaster.master import (CancelCheck, MasterResult, MasterSettings, Progress, bus_linear, search_drive)
+from stemmaster.meters.analysis import Metrics
+from stemmaster.meters.loudness import k_weighted_energy, k_weighting_sos
+from stemmaster.meters.stream import EnergyHops, LoudnessMeter, MetricsMeter
+from stemmaster.dsp.compressor import DETECTOR_MS
+from stemmaster.dsp.processor import gain_to_db
+
+SEGMENT_S = 60.0  # seconds of mix per segment (at least 4x the context)
+_TIME_CONSTANTS = 14.0  # a recursion is run this many of its longest time constants before its segment
+
+
+def _ms(ms: float, sample_rate: int) -> int:
+    return int(math.ceil(ms * 1e-3 * sample_rate))
+
+
+def bus_context(settings: MasterSettings, sample_rate: int) -> tuple[int, int]:
+    """Samples of context ``(before, after)`` a segment needs for the bus to give it the
+    whole-song bus's samples (see the module docstring)."""
+    sr = int(sample_rate)
+    before = after = 0
+    if settings.low_end_mono_enabled:  # zero phase: its memory runs both ways
+        reach = edge_pad_length(settings.low_end_mono.sections(sr))
+        before, after = before + reach, after + reach
+    eq = settings.tone_eq.sections(sr)
+    if len(eq):
+        before += edge_pad_length(eq)
+    if settings.compressor_enabled:
+        c = settings.glue_compressor
+        before += _ms(_TIME_CONSTANTS * max(c.attack_ms, c.release_ms, DETECTOR_MS), sr)
+    limiter = settings.true_peak_limiter
+    look = limiter.lookahead_samples(sr) + PEAK_GUARD + _REACH
+    before += _ms(_TIME_CONSTANTS * limiter.release_ms, sr) + look + edge_pad_length(k_weighting_sos(sr))
+    after += look
+    return before, after
+
+
+def segments(frames: int, sample_rate: int, context: tuple[int, int],
+             segment_s: float = SEGMENT_S) -> Iterator[tuple[int, int, int, int]]:
+    """``(start, stop, read_from, read_to)`` of consecutive segments covering ``frames``: the
+    segment's own samples and the stretch to read with its context (clipped at the ends)."""
+    length = max(int(segment_s * sample_rate), 4 * sum(context), 1)
+    for start in range(0, frames, length):
+        stop = min(frames, start + length)
+        yield start, stop, max(0, start - context[0]), min(frames, stop + context[1])
+
+
+class _Scratch:
+    """A float32 signal of one value per sample, written in order and read back by range."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "wb")
+
+    def append(self, values: np.ndarray) -> None:
+        try:
+            np.ascontiguousarray(values, dtype=np.float32).tofile(self._file)
+        except OSError as exc:
+            raise AudioError(f"{self.path}: cannot write the bus's scratch file ({exc.strerror})") from None
+
+    def finish(self) -> None:
+        self._file.close()
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return np.fromfile(self.path, dtype=np.float32, count=stop - start, offset=4 * start)
+
+    def remove(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def master_source(mix: AudioSource, settings: MasterSettings, scratch: Path, *,
+                  progress: Progress | None = None, cancel: CancelCheck | None = None,
+                  segment_s: float = SEGMENT_S) -> tuple[MasterResult, FileSource, Metrics]:
+    """Master ``mix`` segment by segment to the settings' target and ceiling.
+
+    Returns the bus's record (``audio`` empty and ``bus_gain`` None: the
+    master is not held), the master as a float WAV in ``scratch``
+    (``scratch/master.wav``, the caller's to keep or remove) and the mix's
+    metrics. Raises AudioError for a silent, too short or non-finite mix and
+    Cancelled when ``cancel()`` turns true.
+    """
+    report = progress or (lambda f, m: None)
+    is_cancelled = cancel or (lambda: False)
+    sr, channels, n = mix.sample_rate, mix.channels, mix.frames
+    if n == 0:
+        raise AudioError("the mix is empty: there is nothing to master")
+    bus = settings.bus
+    log: list[str] = []
+    context = bus_context(settings, sr)
+    parts = list(segments(n, sr, context, segment_s))
+
+    def check() -> None:
+        if is_cancelled():
+            raise Cancelled("mastering cancelled")
+
+    # 1. the mix's loudness and metrics
+    meter = MetricsMeter(sr, channels)
+    for start, block in mix.blocks():
+        check()
+        if not np.isfinite(block).all():
+            raise AudioError(f"the mix contains NaN or Inf samples (from {start / sr:.2f} s)")
+        meter.add(block)
+    mix_metrics = meter.metrics()
+    mix_lufs = mix_metrics.integrated_lufs
+    if not math.isfinite(mix_lufs):
+        raise AudioError("the mix is silent (or shorter than 0.4 s): there is nothing to master")
+    staging_db = bus.staging_lufs - mix_lufs
+    log.append(f"staging gain {staging_db:+.2f} dB (mix {mix_lufs:.2f} LUFS -> {bus.staging_lufs:.1f} LUFS)")
+    limiter = replace(settings.true_peak_limiter, ceiling_dbtp=bus.ceiling_dbtp)
+
+    def limiter_input(a: int, b: int, core: slice) -> tuple[np.ndarray, float]:
+        """The limiter's input over ``[a, b)`` (float64, the compressor applied) and the
+        compressor's largest reduction over the ``core`` of it, dB."""
+        x = bus_linear(mix.read(a, b), sr, settings, staging_db)
+        if not settings.compressor_enabled:
+            return x, 0.0
+        gain_db = settings.glue_compressor.gain_db(x, sr)
+        reduction = float(max(0.0, settings.glue_compressor.makeup_db - gain_db[core].min()))
+        gain_db *= math.log(10.0) / 20.0
+        np.exp(gain_db, out=gain_db)
+        x *= gain_db
+        return x, reduction
+
+    # 2. the envelope and the K-weighted energy of the limiter's input
+    report(0.03, "low-end mono, tonal EQ, width, glue compressor")
+    envelope = _Scratch(scratch / "envelope.f32")
+    energy = _Scratch(scratch / "energy.f32")
+    written: list[Path] = []
+    try:
+        comp_max_db = 0.0
+        pre = EnergyHops(sr)
+        for i, (start, stop, a, b) in enumerate(parts):
+            check()
+            core = slice(start - a, stop - a)
+            x, reduction = limiter_input(a, b, core)
+            comp_max_db = max(comp_max_db, reduction)
+            envelope.append(detector_envelope(x)[core])
+            e = k_weighted_energy(x, sr)[core]
+            energy.append(e)
+            pre.add_energy(e)
+            report(0.03 + 0.2 * (i + 1) / len(parts), "low-end mono, tonal EQ, width, glue compressor")
+        envelope.finish()
+        energy.finish()
+        if settings.compressor_enabled:
+            log.append(f"glue compressor: up to {comp_max_db:.2f} dB gain reduction")
+
+        def estimate(drive_lin: float) -> float:
+            hops = EnergyHops(sr)
+            for start, stop, a, b in parts:
+                check()
+                gain = limiter.estimate_gain(envelope.read(a, b), sr, scale=drive_lin)[start - a:stop - a]
+                gain *= drive_lin
+                hops.add_energy(energy.read(start, stop), gain)
+            return hops.integrated_lufs()
+
+        out: dict[str, float] = {}
+        master_path = scratch / "master.wav"
+
+        def verify(drive_lin: float) -> float:
+            loud = LoudnessMeter(sr, channels)
+            peak, least = 0.0, 1.0
+            with BlockWriter(master_path, sr, channels, "FLOAT", frames_hint=n) as w:
+                for start, stop, a, b in parts:
+                    check()
+                    x, _ = limiter_input(a, b, slice(start - a, stop - a))
+                    env = detector_envelope(x)
+                    y, gain, p = limiter.limit(x, sr, envelope=env, scale=drive_lin, in_place=True)
+                    core = y[:, start - a:stop - a]
+                    w.write(core)
+                    loud.add(core)
+                    peak = max(peak, p)
+                    if gain.size:
+                        least = min(least, float(gain[start - a:stop - a].min()))
+            written.append(master_path)
+            out.update(peak=peak, least=least, drive_lin=drive_lin)
+            return loud.integrated_lufs()
+
+        drive, lufs, iterations = search_drive(bus, pre.integrated_lufs(), estimate, verify, log=log,
+                                               report=lambda f, m: report(0.25 + 0.75 * f, m),
+                                               is_cancelled=is_cancelled)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        envelope.remove()
+        energy.remove()
+    report(1.0, "bus master done")
+    peak = out["peak"]
+    result = MasterResult(
+        audio=np.zeros((channels, 0)), sample_rate=sr, staging_gain_db=staging_db, drive_gain_db=drive,
+        integrated_lufs=lufs, true_peak_dbtp=gain_to_db(peak) if peak > 0 else float("-inf"),
+        limiter_max_reduction_db=max(0.0, -gain_to_db(out["least"])),
+        compressor_max_reduction_db=comp_max_db, iterations=iterations, log=log, bus_gain=None,
+    )
+    return result, FileSource(master_path), mix_metrics
+

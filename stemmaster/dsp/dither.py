@@ -22,10 +22,20 @@ def tpdf_noise(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     ``(u1 - 0.5) + (u2 - 0.5)``; drawn in float32 (24-bit uniforms, far finer
     than the LSB they dither) at half the cost of float64.
     """
-    rng = np.random.default_rng(seed)
-    noise = rng.random(shape, dtype=np.float32)
-    noise -= rng.random(shape, dtype=np.float32)
-    return noise
+    return TpdfNoise(seed).draw(shape)
+
+
+class TpdfNoise:
+    """``tpdf_noise`` drawn a block at a time from one generator: consecutive draws continue one
+    sequence (for a master written block by block), and the first draw is ``tpdf_noise(shape, seed)``."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def draw(self, shape: tuple[int, ...]) -> np.ndarray:
+        noise = self._rng.random(shape, dtype=np.float32)
+        noise -= self._rng.random(shape, dtype=np.float32)
+        return noise
 
 
 def quantize_measured(audio: np.ndarray, bit_depth: int, *, dither: str = "tpdf", seed: int = 0,

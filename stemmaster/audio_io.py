@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -36,6 +37,7 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".aif", ".aiff", ".mp3", "
 WRITE_SUBTYPES: tuple[str, ...] = ("PCM_16", "PCM_24", "FLOAT")
 _WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 _WRITE_CHUNK = 1 << 18  # frames per block when writing
+_READ_BLOCK = 1 << 18  # frames per block when reading block by block
 _WAV_LIMIT = 0xFFFFFFFF - (1 << 20)  # bytes: beyond this a RIFF WAV is written as RF64
 _SUPPORTED = "WAV, FLAC, AIFF, MP3 or OGG"
 _DECODE_SHORTFALL = 1152  # frames (one MPEG frame) a decode may fall short of the header's length before it counts as cut off
@@ -172,6 +174,112 @@ def _check_channels(path: Path, channels: int) -> None:
         raise AudioError(f"{path}: no audio channels")
 
 
+@contextmanager
+def _read_errors(path: Path):
+    """Turn what soundfile or the OS raises while a file is opened or read into one-line AudioErrors."""
+    try:
+        yield
+    except AudioError:
+        raise
+    except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
+        raise _open_error(path, exc) from exc
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read ({describe_os_error(exc)})") from exc
+    except MemoryError:
+        raise AudioError(f"{path}: too large to read into memory") from None
+
+
+class AudioReader:
+    """A sound file opened for reading from start to end a block at a time, with every check of
+    :func:`read_audio`; memory follows the block, not the file.
+
+    ``with AudioReader(path) as reader: for block in reader.blocks(): ...``: each block is a new
+    float32 ``(channels, frames)`` array. Opening checks the file (missing, empty, truncated,
+    unreadable, unsupported, more than two channels); ``blocks`` raises, when it reaches the end,
+    what only the whole file shows (zero frames, a decode that stopped short of the header's
+    length, NaN/Inf samples with their count and the first one's time). It never yields a block
+    holding NaN/Inf: from the first one on, it reads on only to count them.
+    ``sample_rate`` (Hz), ``channels`` and ``header_frames`` come from the header (a decode may
+    fall a little short of the last), ``frames_read`` counts the frames decoded so far.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = _checked_path(path)
+        self.frames_read = 0
+        self._decoder_said: list[str] = []
+        with _read_errors(self.path), _decoder_chatter(self.path) as said:
+            self._file = sf.SoundFile(str(self.path))
+        self._decoder_said += said
+        try:
+            _check_channels(self.path, self._file.channels)
+            self.sample_rate = int(self._file.samplerate)
+            if self.sample_rate <= 0:
+                raise AudioError(f"{self.path}: invalid sample rate {self.sample_rate} Hz")
+        except AudioError:
+            self.close()
+            raise
+        self.channels = int(self._file.channels)
+        self.header_frames = int(self._file.frames)
+
+    def blocks(self, block_frames: int = _READ_BLOCK) -> Iterator[np.ndarray]:
+        """The file from its first frame, as float32 ``(channels, frames)`` blocks of at most ``block_frames``."""
+        bad, first_bad = 0, 0
+        while True:
+            data = self._read(max(1, int(block_frames)))  # (frames, channels)
+            if data.shape[0] == 0:
+                break
+            finite = np.isfinite(data)
+            if not finite.all():
+                if bad == 0:
+                    first_bad = self.frames_read + int(np.argmin(finite.all(axis=1)))
+                bad += int(data.size - np.count_nonzero(finite))
+            self.frames_read += data.shape[0]
+            if bad == 0:
+                yield np.ascontiguousarray(data.T)
+        self._check_whole(bad, first_bad)
+
+    def _read(self, frames: int) -> np.ndarray:
+        with _read_errors(self.path), _decoder_chatter(self.path) as said:
+            try:
+                data = self._file.read(frames, dtype="float32", always_2d=True)
+            except (sf.SoundFileError, RuntimeError) as exc:
+                raise AudioError(
+                    f"{self.path}: corrupt: the decoder failed part-way through ({_one_line(str(exc)).rstrip('.')}); "
+                    "damaged data in the file? re-export or re-download it"
+                ) from exc
+        self._decoder_said += said
+        return data
+
+    def _check_whole(self, bad: int, first_bad: int) -> None:
+        """The checks that need the whole file, once it has been read."""
+        rate, decoded, expected = self.sample_rate, self.frames_read, self.header_frames
+        if decoded == 0:
+            raise AudioError(f"{self.path}: contains no audio (0 frames)")
+        if expected > 0 and expected - decoded > _DECODE_SHORTFALL:
+            # libmpg123 stops at damage it cannot resync past and returns what it had: the song,
+            # cut off there, with nothing to say so.
+            raise AudioError(
+                f"{self.path}: corrupt: decoding stopped at {decoded / rate:.2f} s of "
+                f"{expected / rate:.2f} s (damaged data in the file? re-export or re-download it)"
+            )
+        if self._decoder_said:  # damage the decoder resynced past: the file is whole, with a glitch
+            log.warning("%s: the MP3 decoder reported damaged data and skipped it: %s", self.path, self._decoder_said[0])
+        if bad:
+            raise AudioError(
+                f"{self.path}: {bad} NaN/Inf sample{'s' if bad != 1 else ''} "
+                f"(first at {first_bad / rate:.3f} s); re-export the file"
+            )
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read a whole file as float32 ``(channels, samples)`` at full scale 1.0; return ``(audio, sample_rate)``.
 
@@ -182,51 +290,13 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     with garbage in the middle: libmpg123 gives up at the damage) is refused as
     corrupt rather than returned cut off; damage the decoder resyncs past
     (a short glitch, full length) is read, and logged as a warning.
+    (:class:`AudioReader` reads a file block by block with the same checks.)
     """
-    path = _checked_path(path)
-    try:
-        with _decoder_chatter(path) as decoder_said, sf.SoundFile(str(path)) as f:
-            _check_channels(path, f.channels)
-            sample_rate = int(f.samplerate)
-            expected = int(f.frames)
-            try:
-                data = f.read(dtype="float32", always_2d=True)
-            except (sf.SoundFileError, RuntimeError) as exc:
-                raise AudioError(
-                    f"{path}: corrupt: the decoder failed part-way through ({_one_line(str(exc)).rstrip('.')}); "
-                    "damaged data in the file? re-export or re-download it"
-                ) from exc
-    except AudioError:
-        raise
-    except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
-        raise _open_error(path, exc) from exc
-    except OSError as exc:
-        raise AudioError(f"{path}: cannot read ({describe_os_error(exc)})") from exc
-    except MemoryError:
-        raise AudioError(f"{path}: too large to read into memory") from None
-    if sample_rate <= 0:
-        raise AudioError(f"{path}: invalid sample rate {sample_rate} Hz")
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: contains no audio (0 frames)")
-    if expected > 0 and expected - data.shape[0] > _DECODE_SHORTFALL:
-        # libmpg123 stops at damage it cannot resync past and returns what it had: the song,
-        # cut off there, with nothing to say so.
-        raise AudioError(
-            f"{path}: corrupt: decoding stopped at {data.shape[0] / sample_rate:.2f} s of "
-            f"{expected / sample_rate:.2f} s (damaged data in the file? re-export or re-download it)"
-        )
-    if decoder_said:  # damage the decoder resynced past: the file is whole, with a glitch
-        log.warning("%s: the MP3 decoder reported damaged data and skipped it: %s", path, decoder_said[0])
-    audio = np.ascontiguousarray(data.T)
-    finite = np.isfinite(audio)
-    if not finite.all():
-        bad = int(audio.size - np.count_nonzero(finite))
-        first_frame = int(np.argmin(finite.all(axis=0)))
-        raise AudioError(
-            f"{path}: {bad} NaN/Inf sample{'s' if bad != 1 else ''} "
-            f"(first at {first_frame / sample_rate:.3f} s); re-export the file"
-        )
-    return audio, sample_rate
+    with AudioReader(path) as reader, _read_errors(reader.path):
+        # one block of the header's length: soundfile never reads past it
+        blocks = list(reader.blocks(reader.header_frames))
+        audio = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+    return audio, reader.sample_rate
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ song. Sources:
 - ``ArraySource``: an array already in memory ``(channels, samples)``;
 - ``FileSource``: a sound file (WAV, FLAC, ...) read from disk on demand;
 - ``SumSource``: the sum of equally long sources (stems into a mix), mono
-  sources played on both channels of a stereo sum.
+  sources played on both channels of a stereo sum;
+- ``ResampledSource``: a source at another rate, equal to ``audio_io.resample``
+  of the whole (and ``ResampledSource.stream`` for a decoder's blocks).
 
 Every read returns a new float32 array shaped ``(channels, frames)``, the
 caller's to change. ``BlockWriter`` writes a file block by block and lands it
@@ -17,15 +19,19 @@ atomically, as ``audio_io.write_audio`` does for a whole array.
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
+from scipy.signal import upfirdn
 
 from stemmaster.atomic import describe_os_error, land_file, remove_quietly, temp_path_for
+from stemmaster.audio_io import _resample_filter
 from stemmaster.errors import AudioError
 
 BLOCK_FRAMES = 1 << 18  # frames per block by default: about 6 s at 44.1 kHz, 2 MB of stereo float32
@@ -140,6 +146,20 @@ class SumSource(AudioSource):
         return total.astype(np.float32)
 
 
+class StereoSource(AudioSource):
+    """A mono source played on two channels (dual mono, no level change); stereo passes through."""
+
+    def __init__(self, source: AudioSource) -> None:
+        if source.channels not in (1, 2):
+            raise AudioError(f"{source.name}: {source.channels} channels; stemmaster takes mono or stereo")
+        self.source, self.name = source, source.name
+        self.sample_rate, self.frames, self.channels = source.sample_rate, source.frames, 2
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        block = self.source.read(start, stop)
+        return block if block.shape[0] == 2 else np.repeat(block, 2, axis=0)
+
+
 def as_source(audio: AudioSource | np.ndarray, sample_rate: int | None = None, name: str = "audio") -> AudioSource:
     """``audio`` as a source: a source as it is, an array ``(channels, samples)`` wrapped."""
     if isinstance(audio, AudioSource):
@@ -220,6 +240,10 @@ class BlockWriter:
             self._discard()
         return self.path
 
+    def abandon(self) -> None:
+        """Give up the file: nothing lands and the temporary file is removed."""
+        self._discard()
+
     def _discard(self) -> None:
         if self._tmp is not None:
             try:
@@ -237,3 +261,85 @@ class BlockWriter:
             self.close()
         else:
             self._discard()
+
+
+class ResampledSource(AudioSource):
+    """``source`` resampled to ``to_hz`` Hz, a block at a time: ``read(start, stop)`` equals
+    ``audio_io.resample(source.read_all(), source.sample_rate, to_hz)[:, start:stop]`` bit for bit.
+
+    Same Kaiser filter (``audio_io._resample_filter``), same alignment (the filter's delay
+    compensated) and length ``ceil(frames * up / down)`` at the reduced ratio ``up : down``. Each
+    read filters only the input stretch its outputs reach (``input_span``), started on a multiple of
+    ``down`` input frames so the polyphase grid is the whole signal's. Reads are float32
+    ``(channels, frames)``; equal rates pass the source's blocks through.
+    """
+
+    def __init__(self, source: AudioSource, to_hz: int) -> None:
+        from_hz, to_hz = int(source.sample_rate), int(to_hz)
+        if from_hz <= 0 or to_hz <= 0:
+            raise AudioError(f"invalid sample rates for resampling: {from_hz} Hz -> {to_hz} Hz")
+        g = math.gcd(from_hz, to_hz)
+        self.source, self.name = source, source.name
+        self.up, self.down = to_hz // g, from_hz // g
+        self.sample_rate, self.channels = to_hz, source.channels
+        self.frames = -(-source.frames * self.up // self.down)
+        h = _resample_filter(self.up, self.down)
+        self._half = (len(h) - 1) // 2  # the filter's reach each side of its centre, in samples at up x the input rate
+        lead = self.down - self._half % self.down  # zeros before the filter, as resample_poly puts them
+        self._taps = np.concatenate((np.zeros(lead), h * self.up))
+        self._skip = (self._half + lead) // self.down  # upfirdn outputs before the aligned first one
+
+    def input_span(self, start: int, stop: int) -> tuple[int, int]:
+        """The input frames ``[first, end)`` that outputs ``[start, stop)`` are made of; ``first`` is a
+        multiple of ``down``, both lie within the source."""
+        first = max(0, (start * self.down - self._half) // self.up)
+        return first - first % self.down, min(self.source.frames, self._reach(start, stop))
+
+    def _reach(self, start: int, stop: int) -> int:
+        """One past the last input frame the filter reaches for outputs ``[start, stop)`` (may pass the end)."""
+        return (max(start, stop - 1) * self.down + self._half) // self.up + 1
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        start, stop = self._span(start, stop)
+        if self.up == self.down:
+            return self.source.read(start, stop)
+        if start == stop:
+            return np.zeros((self.channels, 0), dtype=np.float32)
+        first, end = self.input_span(start, stop)
+        x = np.zeros((self.channels, self._reach(start, stop) - first))  # zeros past the source's end
+        x[:, :end - first] = self.source.read(first, end)
+        y = upfirdn(self._taps, x, self.up, self.down, axis=1)
+        at = start - first * self.up // self.down + self._skip
+        return y[:, at:at + stop - start].astype(np.float32)
+
+    def _settled(self) -> int:
+        """How many outputs are final whatever follows the source: those whose filter stays within it."""
+        ready = (self.source.frames * self.up - 1 - self._half) // self.down + 1
+        return max(0, min(self.frames, ready))
+
+    @classmethod
+    def stream(cls, blocks: Iterable[np.ndarray], from_hz: int, to_hz: int) -> Iterator[np.ndarray]:
+        """Resample consecutive float32 ``(channels, frames)`` blocks whose total length is known only
+        when they end (a decoder's output): the blocks yielded (at most ``BLOCK_FRAMES`` each) join up
+        to ``audio_io.resample`` of the whole input, bit for bit. Holds one input block and the
+        filter's reach, never the signal."""
+        if int(from_hz) == int(to_hz):
+            for block in blocks:
+                yield block.astype(np.float32, copy=False)
+            return
+        held: np.ndarray | None = None  # the input from frame held_at (a multiple of down) on
+        held_at = done = 0  # done: output frames yielded so far
+        for block in itertools.chain(blocks, [None]):
+            if block is not None:
+                held = block if held is None else np.concatenate((held, block), axis=1)
+            if held is None:
+                return
+            part = cls(ArraySource(held, from_hz), to_hz)
+            start = done - held_at * part.up // part.down  # part's frame of the next output
+            stop = part.frames if block is None else part._settled()
+            if stop > start:
+                for a in range(start, stop, BLOCK_FRAMES):  # an upsampled block can be much longer than its input
+                    yield part.read(a, min(stop, a + BLOCK_FRAMES))
+                done += stop - start
+                first, _ = part.input_span(stop, stop)
+                held, held_at = held[:, first:], held_at + first

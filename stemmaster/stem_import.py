@@ -4,8 +4,10 @@
 stems: every original is copied byte for byte into ``source/`` (the originals
 are only ever read), and a stereo 32-bit float WAV at the project rate is
 written to ``stems/<name>.wav`` for each. Mono becomes dual mono, other rates
-are resampled (:func:`stemmaster.audio_io.resample`), and shorter stems are
-padded with silence at the end to the longest. The project rate is the
+are resampled (as :func:`stemmaster.audio_io.resample` does, bit for bit), and
+shorter stems are padded with silence at the end to the longest. Each stem is
+decoded, converted and written a block at a time, and a render is checked the
+same way, so memory does not grow with the song's length. The project rate is the
 stems' most common one, whatever it is: 8 kHz (telephone) and 192 kHz
 material is imported and mastered at its own rate (``sample_rate`` picks
 another, from 8000 to 768000 Hz).
@@ -39,7 +41,7 @@ import shutil
 import statistics
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +49,8 @@ import numpy as np
 import soundfile as sf
 
 from stemmaster.atomic import describe_os_error, sha256_file
-from stemmaster.audio_io import AUDIO_EXTENSIONS, AudioInfo, audio_info, read_audio, resample, to_stereo, write_audio
+from stemmaster.audio_io import AUDIO_EXTENSIONS, AudioInfo, AudioReader, audio_info, to_stereo
+from stemmaster.audio_source import BlockWriter, ResampledSource
 from stemmaster.errors import AudioError, ProjectError, SettingsError
 from stemmaster.project import SourceFile, Stem
 from stemmaster.repair import default_chain
@@ -245,6 +248,41 @@ def _pad_wav(path: Path, frames: int, channels: int) -> None:
 
 
 @dataclass
+class _Converted:
+    file_rate_hz: int
+    channels: int
+    frames_decoded: int  # at the file's rate
+    frames_written: int  # at the project's rate
+    peak: float  # the largest absolute sample
+
+
+def _convert_stem(original: Path, dest: Path, rate_hz: int, on_progress: Callable[[float], None]) -> _Converted:
+    """Decode ``original`` a block at a time into a stereo 32-bit float WAV at ``rate_hz`` (``dest``).
+
+    Mono becomes dual mono; another rate is resampled block by block
+    (:meth:`~stemmaster.audio_source.ResampledSource.stream`, equal to
+    :func:`~stemmaster.audio_io.resample` of the whole file). Memory follows the block, not
+    the song. ``on_progress`` gets the fraction of the file decoded. AudioError as
+    read_audio's, and nothing is left at ``dest`` then.
+    """
+    peak = 0.0
+    with AudioReader(original) as reader:
+        file_rate_hz = reader.sample_rate
+
+        def decoded() -> Iterator[np.ndarray]:
+            for block in reader.blocks():
+                yield block
+                on_progress(min(1.0, reader.frames_read / max(1, reader.header_frames)))
+
+        hint = -(-reader.header_frames * rate_hz // file_rate_hz)
+        with BlockWriter(dest, rate_hz, 2, "FLOAT", frames_hint=hint) as writer:
+            for block in ResampledSource.stream(decoded(), file_rate_hz, rate_hz):
+                peak = max(peak, float(np.max(np.abs(block))))
+                writer.write(to_stereo(block))
+        return _Converted(file_rate_hz, reader.channels, reader.frames_read, writer.frames, peak)
+
+
+@dataclass
 class _Planned:
     file: Path
     info: AudioInfo
@@ -299,7 +337,7 @@ def import_stems(
         except OSError as exc:
             raise ProjectError(f"cannot create {project_dir / sub}: {describe_os_error(exc)}") from exc
 
-    # Pass 2: copy, decode, convert, write each stem (one in memory at a time).
+    # Pass 2: copy each stem, then decode, convert and write it a block at a time.
     sources: list[SourceFile] = []
     stems: list[Stem] = []
     lengths: list[int] = []
@@ -309,22 +347,19 @@ def import_stems(
         base = 0.05 + i * span
         _report(progress, base, f"copying {p.file.name} ({i + 1}/{len(planned)})")
         copy, digest = _copy_source(p.file, project_dir)
-        _report(progress, base + 0.2 * span, f"reading {p.file.name} ({i + 1}/{len(planned)})")
-        audio, file_rate = read_audio(p.file)  # the original, so errors name the user's file
-        channels, frames = audio.shape
-        source_rel = f"{SOURCE_DIR}/{copy.name}"
-        sources.append(SourceFile(source_rel, p.file.name, digest, file_rate, channels, frames))
-        audio = to_stereo(audio)
-        if file_rate != rate:
-            _report(progress, base + 0.4 * span, f"resampling {p.file.name} from {file_rate} Hz to {rate} Hz")
-            audio = resample(audio, file_rate, rate)
-        peaks.append(float(np.max(np.abs(audio))) if audio.size else 0.0)
         stem_rel = f"{STEMS_DIR}/{p.name}.wav"
-        _report(progress, base + 0.8 * span, f"writing {stem_rel}")
-        write_audio(project_dir / stem_rel, audio, rate, subtype="FLOAT")
-        lengths.append(audio.shape[1])
-        stems.append(Stem(name=p.name, role=p.role, path=stem_rel, source=source_rel, chain=default_chain(p.role)))
-        del audio
+        step = f"resampling {p.file.name} from {p.info.sample_rate} Hz to {rate} Hz" if p.info.sample_rate != rate \
+            else f"reading {p.file.name}"
+        _report(progress, base + 0.2 * span, f"{step} ({i + 1}/{len(planned)})")
+        converted = _convert_stem(  # the original, so errors name the user's file
+            p.file, project_dir / stem_rel, rate,
+            lambda fraction: _report(progress, base + (0.2 + 0.8 * fraction) * span, f"writing {stem_rel}"),
+        )
+        sources.append(SourceFile(f"{SOURCE_DIR}/{copy.name}", p.file.name, digest, converted.file_rate_hz,
+                                  converted.channels, converted.frames_decoded))
+        stems.append(Stem(name=p.name, role=p.role, path=stem_rel, source=sources[-1].path, chain=default_chain(p.role)))
+        peaks.append(converted.peak)
+        lengths.append(converted.frames_written)
 
     # The decoded lengths are what counts (compressed formats can differ a little from the header).
     check_lengths([(p.file.name, n / rate) for p, n in zip(planned, lengths)])
@@ -354,9 +389,9 @@ def import_render(
 ) -> tuple[int, list[SourceFile]]:
     """Copy a finished mix (mono or stereo, any rate) into ``project_dir/source/``; return (its rate, [SourceFile]).
 
-    The whole file is decoded once to check it (corrupt, NaN/Inf, more than
-    two channels or completely silent are AudioErrors naming it); no stems are
-    made here (separation comes later).
+    The file is decoded once, a block at a time, to check it (corrupt, NaN/Inf,
+    more than two channels, completely silent or shorter than 0.4 s are
+    AudioErrors naming it); no stems are made here (separation comes later).
     """
     render_file, project_dir = Path(render_file), Path(project_dir)
     _report(progress, 0.0, f"checking {render_file.name}")
@@ -368,10 +403,14 @@ def import_render(
     _report(progress, 0.2, f"copying {render_file.name}")
     copy, digest = _copy_source(render_file, project_dir)
     _report(progress, 0.5, f"reading {render_file.name}")
-    audio, rate = read_audio(render_file)
-    if not np.any(audio):
+    audible = False
+    with AudioReader(render_file) as reader:  # checked a block at a time, never held whole
+        for block in reader.blocks():
+            audible = audible or bool(np.any(block))
+        rate, channels, frames = reader.sample_rate, reader.channels, reader.frames_read
+    if not audible:
         raise AudioError(f"{render_file}: silent (all samples are zero); nothing to master")
-    check_min_duration(render_file, audio.shape[1] / rate)
-    source = SourceFile(f"{SOURCE_DIR}/{copy.name}", render_file.name, digest, rate, audio.shape[0], audio.shape[1])
-    _report(progress, 1.0, f"imported {render_file.name} ({rate} Hz, {'stereo' if audio.shape[0] == 2 else 'mono'})")
+    check_min_duration(render_file, frames / rate)
+    source = SourceFile(f"{SOURCE_DIR}/{copy.name}", render_file.name, digest, rate, channels, frames)
+    _report(progress, 1.0, f"imported {render_file.name} ({rate} Hz, {'stereo' if channels == 2 else 'mono'})")
     return rate, [source]

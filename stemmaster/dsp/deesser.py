@@ -42,6 +42,17 @@ Signal path (one gain curve for all channels):
    identity. At the band's centre the full reduction applies; at its edges
    (the zero-phase band's -6 dB points) the linear gain change is half as deep.
 
+Segment by segment (``stemmaster.dsp.segmented``): the frequency (when
+found) and the reference level are whole-stem measurements. ``statistics``
+measures them on an array, ``pin_statistics`` by block-wise passes over a long
+stem (the search's per-frame energies, then the sibilant frames' spectra
+summed, then the detector's per-frame levels), and ``pinned`` makes a copy
+that uses them instead of measuring what it is given: on the whole stem it
+gives what the unpinned de-esser gives, bit for bit, and on a segment with
+``context_samples`` either side (starting on the detector's block grid) what
+the whole stem gives there. They are measurements, never settings: not in
+``settings()`` nor the project file.
+
 Steps 2 and 5 are split this way for speed: a full-length zero-phase band
 costs two filter passes per channel, the detector one, and the zero-phase
 band is only needed where the gain is below 1 (a third of the demo vocal,
@@ -50,16 +61,18 @@ release tails included).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar, Iterable, Iterator, NamedTuple
 
 import numba
 import numpy as np
 from scipy import fft as sfft
 from scipy.signal import butter, sosfilt_zi, sosfreqz
 
-from stemmaster.dsp.processor import Processor, check_audio, check_range
+from stemmaster.dsp.processor import (EDGE_DECAY_CONTEXT, InputPass, Processor, check_audio, check_range, round_up,
+                                      time_constant_context_samples)
 from stemmaster.errors import SettingsError
 
 # -- the search for the sibilance band (frequency_hz = 0)
@@ -69,6 +82,7 @@ FALLBACK_HZ = 6500.0  # used when the stem has no sibilant frames at all
 SIBILANT_OVER_MEDIAN_DB = 10.0  # a sibilant frame's band energy is this far over the band's median...
 SIBILANT_OVER_LOW_DB = -6.0  # ...and at least this loud relative to the frame's energy below 4 kHz
 _SEARCH_FRAME_S = 0.02  # analysis frame (rounded to a power of two in samples), no overlap
+_SEARCH_CHUNK_FRAMES = 128  # frames transformed at a time
 _REGION_OCT = 1.0 / 3.0  # the region whose density locates the sibilance
 _CENTROID_HALF_OCT = 0.5  # the centroid that refines it is taken this far either side
 _GRID_PER_OCT = 48
@@ -207,6 +221,16 @@ def _frame_spectra(spec: np.ndarray, n_low: int, b0: int, b1: int, e_low: np.nda
                 hi_spec[f, k - b0] = p
         e_low[f] = low
         e_all[f] = total
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_rows(total: np.ndarray, rows: np.ndarray, mask: np.ndarray) -> None:
+    """``total += rows[f]`` for each row ``f`` where ``mask[f]``, one after another (so a sum taken
+    over any split of the rows into consecutive chunks is the same, bit for bit)."""
+    for f in range(rows.shape[0]):
+        if mask[f]:
+            for k in range(rows.shape[1]):
+                total[k] += rows[f, k]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -372,11 +396,11 @@ def _group_delay_samples(sos: np.ndarray, frequency_hz: float, sample_rate: int)
     return max(0.0, float(-np.angle(h[1] / h[0]) / (w[1] - w[0])))
 
 
-def _run_up_samples(sos: np.ndarray) -> int:
-    """Samples for the cascade's slowest pole to decay by ``_RUN_UP_DECAY``."""
+def _run_up_samples(sos: np.ndarray, decay: float = _RUN_UP_DECAY) -> int:
+    """Samples for the cascade's slowest pole to decay by ``decay``."""
     radius = max(float(np.max(np.abs(np.roots(section[3:])))) for section in sos)
     radius = min(radius, 1.0 - 1e-9)
-    return max(1, int(math.ceil(math.log(_RUN_UP_DECAY) / math.log(radius))))
+    return max(1, int(math.ceil(math.log(decay) / math.log(radius))))
 
 
 def _frame_means(x: np.ndarray, hop: int) -> np.ndarray:
@@ -413,34 +437,83 @@ def find_sibilance_hz(audio: np.ndarray, sample_rate: int) -> float | None:
     spectrum within half an octave of that region's centre (the band a
     1-octave de-esser would process there): a narrow peak gives its own
     frequency, a broad plateau its middle.
+
+    Two passes over the frames (their energies, then the sibilant frames'
+    spectra summed), so the same search runs block by block over a long stem
+    (``DeEsser.pin_statistics``) and gives the same answer.
     """
-    sr = int(sample_rate)
     x = np.asarray(audio)
     if x.ndim == 1:
         x = x[None, :]
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
+    grid = _sibilance_grid(int(sample_rate))
+    if grid is None or x.shape[-1] == 0:
+        return None
+    return _find_sibilance(lambda: iter((x,)), grid, max(1, x.shape[-1] // grid.n_fft))
+
+
+@dataclass(frozen=True)
+class _SibilanceGrid:
+    """The frames and bins of the sibilance search at one rate."""
+
+    n_fft: int  # frame length (samples)
+    lo_hz: float  # the searched band
+    hi_hz: float
+    n_low: int  # bins under LOW_BAND_HZ
+    b0: int  # the searched bins: b0 .. b1-1
+    b1: int
+    freqs_hz: np.ndarray  # their frequencies
+    window: np.ndarray  # float32, n_fft
+
+
+def _sibilance_grid(sample_rate: int) -> _SibilanceGrid | None:
+    """The search's frames and bins at ``sample_rate``; ``None`` when the rate is too low for it."""
+    sr = int(sample_rate)
     lo_hz, hi_hz = SEARCH_BAND_HZ[0], min(SEARCH_BAND_HZ[1], _nyquist_limit(sr))
-    if hi_hz < lo_hz * 2.0 ** _REGION_OCT or x.shape[-1] == 0:
+    if hi_hz < lo_hz * 2.0 ** _REGION_OCT:
         return None
     n_fft = 1 << max(6, int(round(math.log2(_SEARCH_FRAME_S * sr))))
-    channels, n = x.shape
-    frames = max(1, n // n_fft)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    n_low = int(np.searchsorted(freqs, LOW_BAND_HZ))
     b0 = int(np.searchsorted(freqs, lo_hz))
     b1 = int(np.searchsorted(freqs, hi_hz, side="right"))
-    window = np.hanning(n_fft + 2)[1:-1].astype(np.float32)
-    e_low = np.empty(frames)
-    e_all = np.empty(frames)
-    hi_spec = np.empty((frames, b1 - b0))
-    chunk = 128
-    seg = np.empty((min(chunk, frames), n_fft), dtype=np.float32)
-    for f0 in range(0, frames, chunk):
-        f1 = min(frames, f0 + chunk)
-        _windowed_frames(x, f0, f1, window, seg)
-        _frame_spectra(sfft.rfft(seg[:f1 - f0], axis=-1), n_low, b0, b1, e_low[f0:f1], e_all[f0:f1], hi_spec[f0:f1])
-    e_hi = hi_spec.sum(axis=1)
+    return _SibilanceGrid(n_fft, lo_hz, hi_hz, int(np.searchsorted(freqs, LOW_BAND_HZ)), b0, b1, freqs[b0:b1],
+                          np.hanning(n_fft + 2)[1:-1].astype(np.float32))
+
+
+def _sibilance_frames(blocks: Iterable[np.ndarray], grid: _SibilanceGrid, frames: int
+                      ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(first frame, e_low, e_all, hi_spec)`` for consecutive chunks of the search's ``frames``
+    frames: per frame, the energy below ``LOW_BAND_HZ``, in all bins, and the power spectrum of the
+    searched bins ``(frames in the chunk, b1 - b0)``. Frames of ``grid.n_fft`` samples run from the
+    stem's first sample, read from ``blocks``: consecutive arrays ``(channels, samples)`` covering
+    the stem (a stem shorter than a frame gives one frame, zero-padded)."""
+    n_fft = grid.n_fft
+    seg = np.empty((min(_SEARCH_CHUNK_FRAMES, frames), n_fft), dtype=np.float32)
+
+    def chunks(x: np.ndarray, count: int, first: int):
+        for f0 in range(0, count, _SEARCH_CHUNK_FRAMES):
+            f1 = min(count, f0 + _SEARCH_CHUNK_FRAMES)
+            e_low, e_all = np.empty(f1 - f0), np.empty(f1 - f0)
+            hi_spec = np.empty((f1 - f0, grid.b1 - grid.b0))
+            _windowed_frames(x, f0, f1, grid.window, seg)
+            _frame_spectra(sfft.rfft(seg[:f1 - f0], axis=-1), grid.n_low, grid.b0, grid.b1, e_low, e_all, hi_spec)
+            yield first + f0, e_low, e_all, hi_spec
+
+    done = 0
+    rest = None
+    for block in blocks:
+        x = block if rest is None else np.concatenate((rest, block), axis=1)
+        count = min(frames - done, x.shape[1] // n_fft)
+        yield from chunks(x, count, done)
+        done += count
+        rest = x[:, count * n_fft:] if done < frames else x[:, :0]
+    if done < frames and rest is not None:
+        yield from chunks(rest, frames - done, done)
+
+
+def _sibilant(e_low: np.ndarray, e_all: np.ndarray, e_hi: np.ndarray) -> np.ndarray | None:
+    """Which frames are sibilant (see ``find_sibilance_hz``), or ``None`` if none is."""
     active = (e_all >= float(np.quantile(e_all, 0.95)) * 10.0 ** (ACTIVE_GATE_DB / 10.0)) & (e_all > 0.0)
     if not active.any():
         return None
@@ -449,10 +522,29 @@ def find_sibilance_hz(audio: np.ndarray, sample_rate: int) -> float | None:
                 & (e_hi >= median_hi * 10.0 ** (SIBILANT_OVER_MEDIAN_DB / 10.0))
                 & (e_hi >= e_low * 10.0 ** (SIBILANT_OVER_LOW_DB / 10.0))
                 & (e_hi > 0.0))
-    if not sibilant.any():
+    return sibilant if sibilant.any() else None
+
+
+def _find_sibilance(blocks: Callable[[], Iterable[np.ndarray]], grid: _SibilanceGrid, frames: int) -> float | None:
+    """``find_sibilance_hz`` over a stem read twice from ``blocks()`` (consecutive ``(channels,
+    samples)`` arrays covering it), ``frames`` frames long."""
+    e_low, e_all, e_hi = np.empty(frames), np.empty(frames), np.empty(frames)
+    for f0, low, total, hi_spec in _sibilance_frames(blocks(), grid, frames):
+        f1 = f0 + hi_spec.shape[0]
+        e_low[f0:f1], e_all[f0:f1], e_hi[f0:f1] = low, total, hi_spec.sum(axis=1)
+    sibilant = _sibilant(e_low, e_all, e_hi)
+    if sibilant is None:
         return None
-    spectrum = hi_spec[sibilant].sum(axis=0)
-    f = freqs[b0:b1]
+    spectrum = np.zeros(grid.b1 - grid.b0)
+    for f0, _, _, hi_spec in _sibilance_frames(blocks(), grid, frames):
+        _add_rows(spectrum, hi_spec, sibilant[f0:f0 + hi_spec.shape[0]])
+    return _sibilance_centre(spectrum, grid)
+
+
+def _sibilance_centre(spectrum: np.ndarray, grid: _SibilanceGrid) -> float:
+    """The centre of the summed sibilant ``spectrum`` (power per searched bin): the strongest
+    1/3-octave region's log-frequency centroid within half an octave (``find_sibilance_hz``)."""
+    lo_hz, hi_hz, f = grid.lo_hz, grid.hi_hz, grid.freqs_hz
     # mean density over each 1/3-octave region, centres on a 1/48-octave grid
     centres = lo_hz * 2.0 ** (np.arange(int(math.log2(hi_hz / lo_hz) * _GRID_PER_OCT) + 1) / _GRID_PER_OCT)
     cum = np.concatenate(([0.0], np.cumsum(spectrum)))
@@ -467,6 +559,37 @@ def find_sibilance_hz(audio: np.ndarray, sample_rate: int) -> float | None:
     return float(np.exp(np.sum(w * np.log(f[sel])) / w.sum()))
 
 
+def _envelope_block(sample_rate: int) -> int:
+    """Samples per detector block (``ENVELOPE_RATE_HZ``)."""
+    return max(1, int(round(sample_rate / ENVELOPE_RATE_HZ)))
+
+
+def _reference_hop(sample_rate: int) -> int:
+    """Detector blocks per reference frame (``_REF_FRAME_MS``)."""
+    return max(1, int(round(_REF_FRAME_MS * 1e-3 * sample_rate / _envelope_block(sample_rate))))
+
+
+def _reference_power(frame_level: np.ndarray, frame_power: np.ndarray) -> float | None:
+    """The reference level from per-frame means of the detector level and of the broadband power
+    (step 3 of the module docstring), or ``None`` when no frame is active."""
+    gate = float(np.quantile(frame_power, 0.95)) * 10.0 ** (ACTIVE_GATE_DB / 10.0)
+    active = (frame_power >= gate) & (frame_power > _SILENCE_POWER)
+    if not active.any():
+        return None
+    return max(float(np.median(frame_level[active])),
+               float(np.mean(frame_power[active])) * 10.0 ** (REFERENCE_FLOOR_DB / 10.0))
+
+
+class _Detector(NamedTuple):
+    """The detector over one signal: the band, its block size, per block the smoothed band power
+    (the loudest channel's) and the broadband power."""
+
+    sos: np.ndarray
+    block: int
+    level: np.ndarray
+    broad: np.ndarray
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What the de-esser does to one signal: per-block reduction and the regions it touches."""
@@ -479,6 +602,21 @@ class _Plan:
     margin: int
 
 
+@dataclass(frozen=True)
+class DeEsserStatistics:
+    """What a de-esser measures on the whole stem, pinned so it can work a segment at a time.
+
+    At ``sample_rate`` Hz: the band's centre ``frequency_hz`` (the setting, the one found on the
+    stem, or ``FALLBACK_HZ``) and ``reference_power``, the reference level (a mean square in the
+    band; ``None`` when the de-esser leaves the stem as it is: no active frames, or a band above
+    0.45 x the rate). Measurements, never settings: they are not in the project file.
+    """
+
+    sample_rate: int
+    frequency_hz: float
+    reference_power: float | None
+
+
 # ---------------------------------------------------------------- processor
 
 
@@ -488,6 +626,9 @@ class DeEsser(Processor):
 
     kind: ClassVar[str] = "deesser"
     native_dtypes: ClassVar[tuple[type, ...]] = (np.float32, np.float64)
+    # the whole-stem statistics a copy made by ``pinned`` carries (an instance attribute set there,
+    # not a dataclass field: never a setting, and not compared)
+    _pinned: ClassVar[DeEsserStatistics | None] = None
 
     frequency_hz: float = 0.0  # 0 = find it on the stem
     bandwidth_oct: float = 1.0
@@ -511,10 +652,11 @@ class DeEsser(Processor):
     # -- public measurements
 
     def detect_frequency_hz(self, audio: np.ndarray, sample_rate: int) -> float:
-        """The centre frequency this de-esser uses on ``audio``: ``frequency_hz`` if set, else the
-        one found on the stem, else ``FALLBACK_HZ`` (the stem has no sibilant frames)."""
+        """The centre frequency this de-esser uses on ``audio``: the pinned one, or ``frequency_hz`` if
+        set, else the one found on the stem, else ``FALLBACK_HZ`` (the stem has no sibilant frames)."""
         check_audio(audio, sample_rate)
-        return self._frequency(audio, int(sample_rate))
+        pinned = self._pinned_at(int(sample_rate))
+        return pinned.frequency_hz if pinned is not None else self._frequency(audio, int(sample_rate))
 
     def reduction_db(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """The band's gain reduction in dB (``<= 0``), shaped ``(samples,)``, the same for all channels."""
@@ -527,38 +669,162 @@ class DeEsser(Processor):
             _fill_reduction(plan.reduction_db, plan.block, plan.starts, plan.ends, out)
         return out
 
+    # -- whole-stem statistics, pinned for work segment by segment
+
+    @property
+    def pinned_statistics(self) -> DeEsserStatistics | None:
+        """The statistics this de-esser uses instead of measuring the audio it gets, if pinned."""
+        return self._pinned
+
+    def pinned(self, statistics: DeEsserStatistics) -> "DeEsser":
+        """A copy (same settings, equal to this one) that uses ``statistics`` instead of measuring the
+        audio it is given. With the statistics of a whole stem, it processes that stem exactly as the
+        unpinned de-esser does, and a segment of it (with its context) as the stem there."""
+        out = dataclasses.replace(self)
+        object.__setattr__(out, "_pinned", statistics)
+        return out
+
+    def statistics(self, audio: np.ndarray, sample_rate: int) -> DeEsserStatistics:
+        """The whole-stem statistics ``process`` uses on ``audio`` ``(channels, samples)`` (the pinned
+        ones if any), measured on the array in memory."""
+        check_audio(audio, sample_rate)
+        sr = int(sample_rate)
+        pinned = self._pinned_at(sr)
+        if pinned is not None:
+            return pinned
+        x = audio if audio.dtype in self.native_dtypes else audio.astype(np.float64)
+        freq = self._frequency(x, sr)
+        detector = self._detector(x, sr, freq) if x.shape[1] else None
+        reference = None if detector is None else _reference_power(
+            _frame_means(detector.level, _reference_hop(sr)), _frame_means(detector.broad, _reference_hop(sr)))
+        return DeEsserStatistics(sr, freq, reference)
+
+    def needs_statistics(self) -> bool:
+        return self._pinned is None and self.max_reduction_db > 0.0
+
+    def pin_statistics(self, passes: InputPass, sample_rate: int, frames: int) -> "DeEsser":
+        """This de-esser pinned to the statistics of its whole input, read by block-wise passes: with an
+        automatic frequency, the search's per-frame energies, then the sibilant frames' spectra
+        summed (``find_sibilance_hz``); then the detector over each segment (with its context) for
+        the per-frame levels of the reference. What is kept between blocks is per-frame figures."""
+        if not self.needs_statistics():
+            return self
+        sr = int(sample_rate)
+        freq = self._fixed_frequency(sr)
+        if freq is None:
+            grid = _sibilance_grid(sr)
+            found = None if grid is None or frames == 0 else _find_sibilance(
+                lambda: (segment.core() for segment in passes()), grid, max(1, frames // grid.n_fft))
+            freq = FALLBACK_HZ if found is None else found
+        reference = None
+        if freq < _nyquist_limit(sr) and frames > 0:
+            reference = self._reference_from_passes(passes, sr, frames, freq)
+        return self.pinned(DeEsserStatistics(sr, freq, reference))
+
+    def _reference_from_passes(self, passes: InputPass, sample_rate: int, frames: int, freq: float) -> float | None:
+        """The reference level, the detector run over each segment and its blocks summed per frame."""
+        sos = band_sos(freq, self.bandwidth_oct, sample_rate)
+        zi = sosfilt_zi(sos)
+        block, hop = _envelope_block(sample_rate), _reference_hop(sample_rate)
+        n_frames = -(-(-(-frames // block)) // hop)
+        level_sum, power_sum, count = np.zeros(n_frames), np.zeros(n_frames), np.zeros(n_frames)
+        coef = _coef(DETECTOR_MS, sample_rate / block)
+        for segment in passes():
+            if segment.first % block or segment.start % block:
+                raise ValueError(f"de-esser: segment at {segment.first}/{segment.start} is off its {block}-sample grid")
+            level, broad = _block_powers(np.ascontiguousarray(segment.audio), sos, zi, block)
+            _smooth(level, coef)
+            a = (segment.start - segment.first) // block
+            b = -(-(segment.stop - segment.first) // block)
+            index = np.arange(segment.start // block, segment.start // block + b - a) // hop
+            f0 = int(index[0])
+            f1 = int(index[-1]) + 1
+            local = index - f0
+            level_sum[f0:f1] += np.bincount(local, weights=level[a:b])
+            power_sum[f0:f1] += np.bincount(local, weights=broad[a:b])
+            count[f0:f1] += np.bincount(local)
+        return _reference_power(level_sum / count, power_sum / count)
+
+    # -- segment by segment
+
+    def context_samples(self, sample_rate: int) -> int:
+        """The band's decay to ``EDGE_DECAY_CONTEXT`` (the causal detector and the zero-phase band
+        start that far out), ``CONTEXT_TIME_CONSTANTS`` of the detector's smoothing plus the slower of
+        attack and release, the curve's advance by the group delay and two blocks (interpolation),
+        on the block grid; 0 when the de-esser does nothing. Unpinned with an automatic frequency,
+        the lowest the search can find is assumed (the slowest band)."""
+        sr = int(sample_rate)
+        if self.max_reduction_db == 0.0:
+            return 0
+        pinned = self._pinned_at(sr)
+        if pinned is not None:
+            freq = pinned.frequency_hz
+        else:
+            freq = self.frequency_hz or SEARCH_BAND_HZ[0] * 2.0 ** -_CENTROID_HALF_OCT
+        if freq >= _nyquist_limit(sr):
+            return 0
+        sos = band_sos(freq, self.bandwidth_oct, sr)
+        block = _envelope_block(sr)
+        smoothing = time_constant_context_samples(DETECTOR_MS + max(self.attack_ms, self.release_ms), sr)
+        advance = int(math.ceil(_group_delay_samples(sos, freq, sr))) + 2 * block
+        return round_up(_run_up_samples(sos, EDGE_DECAY_CONTEXT) + smoothing + advance, block)
+
+    def grid_samples(self, sample_rate: int) -> int:
+        """The detector's block: a segment's blocks must fall where the stem's do."""
+        return _envelope_block(int(sample_rate))
+
     # -- internals
 
-    def _frequency(self, x: np.ndarray, sample_rate: int) -> float:
+    def _pinned_at(self, sample_rate: int) -> DeEsserStatistics | None:
+        pinned = self._pinned
+        if pinned is not None and pinned.sample_rate != sample_rate:
+            raise SettingsError(f"DeEsser: statistics pinned at {pinned.sample_rate} Hz, audio at {sample_rate} Hz")
+        return pinned
+
+    def _fixed_frequency(self, sample_rate: int) -> float | None:
+        """``frequency_hz`` (checked against the rate), or ``None`` when it is found on the stem."""
         if self.frequency_hz > 0.0:
             if self.frequency_hz >= _nyquist_limit(sample_rate):
                 raise SettingsError(
                     f"DeEsser.frequency_hz = {self.frequency_hz} must be below 0.45 x the sample rate "
                     f"({_nyquist_limit(sample_rate):g} Hz at {sample_rate} Hz)")
             return float(self.frequency_hz)
+        return None
+
+    def _frequency(self, x: np.ndarray, sample_rate: int) -> float:
+        fixed = self._fixed_frequency(sample_rate)
+        if fixed is not None:
+            return fixed
         found = find_sibilance_hz(x, sample_rate)
         return FALLBACK_HZ if found is None else found
 
-    def _plan(self, x: np.ndarray, sample_rate: int) -> _Plan | None:
-        """The reduction and where it applies, or None if this signal is left as it is."""
-        freq = self._frequency(x, sample_rate)
+    def _detector(self, x: np.ndarray, sample_rate: int, freq: float) -> _Detector | None:
+        """Step 2 over ``x``, or ``None`` when the de-esser does nothing at this rate or setting."""
         if freq >= _nyquist_limit(sample_rate) or self.max_reduction_db == 0.0:
             return None  # automatic at a rate too low for sibilance, or nothing to do
-        n = x.shape[1]
         sos = band_sos(freq, self.bandwidth_oct, sample_rate)
-        block = max(1, int(round(sample_rate / ENVELOPE_RATE_HZ)))
-        rate = sample_rate / block
+        block = _envelope_block(sample_rate)
         level, broad = _block_powers(np.ascontiguousarray(x), sos, sosfilt_zi(sos), block)
-        _smooth(level, _coef(DETECTOR_MS, rate))
-        # the reference level, over the active frames
-        hop = max(1, int(round(_REF_FRAME_MS * 1e-3 * rate)))
-        frame_power = _frame_means(broad, hop)
-        gate = float(np.quantile(frame_power, 0.95)) * 10.0 ** (ACTIVE_GATE_DB / 10.0)
-        active = (frame_power >= gate) & (frame_power > _SILENCE_POWER)
-        if not active.any():
+        _smooth(level, _coef(DETECTOR_MS, sample_rate / block))
+        return _Detector(sos, block, level, broad)
+
+    def _plan(self, x: np.ndarray, sample_rate: int) -> _Plan | None:
+        """The reduction and where it applies, or None if this signal is left as it is."""
+        pinned = self._pinned_at(sample_rate)
+        freq = pinned.frequency_hz if pinned is not None else self._frequency(x, sample_rate)
+        detector = self._detector(x, sample_rate, freq)
+        if detector is None:
             return None
-        reference = max(float(np.median(_frame_means(level, hop)[active])),
-                        float(np.mean(frame_power[active])) * 10.0 ** (REFERENCE_FLOOR_DB / 10.0))
+        n = x.shape[1]
+        sos, block, level = detector.sos, detector.block, detector.level
+        rate = sample_rate / block
+        if pinned is not None:
+            reference = pinned.reference_power
+        else:  # the reference level, over the active frames
+            hop = _reference_hop(sample_rate)
+            reference = _reference_power(_frame_means(level, hop), _frame_means(detector.broad, hop))
+        if reference is None:
+            return None
         threshold = reference * 10.0 ** (self.threshold_db / 10.0)
         hot = level > threshold
         if not hot.any():

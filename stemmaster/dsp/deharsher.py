@@ -65,7 +65,7 @@ import numba
 import numpy as np
 from scipy import fft as sfft
 
-from stemmaster.dsp.processor import Processor, check_audio, check_range
+from stemmaster.dsp.processor import Processor, check_audio, check_range, round_up, time_constant_context_samples
 from stemmaster.errors import SettingsError
 
 FRAME_S = 0.0464  # frame length, rounded to a power of two in samples (2048 at 44.1/48 kHz)
@@ -325,6 +325,22 @@ class DeHarsher(Processor):
     def slope(self) -> float:
         """dB of cut per dB of excess over the threshold: 1 at sharpness 0, 2 at 1."""
         return 1.0 + self.sharpness
+
+    def context_samples(self, sample_rate: int) -> int:
+        """A frame (the frames under a segment's first samples differ: they see zeros before it) and
+        ``CONTEXT_TIME_CONSTANTS`` of the slowest smoothing over frames, on the hop grid; 0 when off.
+
+        The peak that scales the STFT input (float32 precision) need not be the stem's: the gains
+        are ratios of powers, so only the float32 rounding (~1e-7 of the change) depends on it."""
+        if self.depth_db == 0.0 or self._plan(sample_rate) is None:
+            return 0
+        n_fft = frame_length(sample_rate)
+        slowest_ms = max(DETECTOR_MS, self.attack_ms, self.release_ms)
+        return round_up(n_fft + time_constant_context_samples(slowest_ms, sample_rate), self.grid_samples(sample_rate))
+
+    def grid_samples(self, sample_rate: int) -> int:
+        """The hop: a segment's frames must fall where the stem's do."""
+        return frame_length(sample_rate) // OVERLAP
 
     def _plan(self, sample_rate: int) -> dict | None:
         """Bins, flanks, band weights and coefficients for a rate; ``None`` if the band is above Nyquist."""

@@ -33,6 +33,10 @@ class Gain(Processor):
         """The amplitude factor."""
         return float(db_to_gain(float(self.gain_db)))
 
+    def context_samples(self, sample_rate: int) -> int:
+        """None: each output sample depends on its input sample alone."""
+        return 0
+
     def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         if self.gain_db == 0.0:
             return audio.copy()

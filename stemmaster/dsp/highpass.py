@@ -145,6 +145,11 @@ class HighPass(Processor):
             return np.zeros((0, 6))
         return butter_sos("highpass", self.highpass_hz, self.order, sample_rate)
 
+    def context_samples(self, sample_rate: int) -> int:
+        """The slowest pole's decay to ``EDGE_DECAY`` (0 when off): a segment's forward and backward
+        passes start that far from its core, so their wrong start has died away there."""
+        return edge_pad_length(self.sections(sample_rate)) if self.active else 0
+
     def response_db(self, freq_hz, sample_rate: int) -> np.ndarray:
         """The designed gain in dB at ``freq_hz`` (0 dB everywhere when off)."""
         if not self.active:

@@ -39,7 +39,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from stemmaster.dsp.highpass import butter_sos, zero_phase_response_db, zero_phase_sos
+from stemmaster.dsp.highpass import butter_sos, edge_pad_length, zero_phase_response_db, zero_phase_sos
 from stemmaster.dsp.processor import Processor, check_range
 from stemmaster.errors import AudioError
 
@@ -62,6 +62,10 @@ class LowEndMono(Processor):
     def sections(self, sample_rate: int) -> np.ndarray:
         """The low-pass that picks out the side's low band (run forward and backward), ``(k, 6)``."""
         return butter_sos("lowpass", self.crossover_hz, CROSSOVER_ORDER, sample_rate)
+
+    def context_samples(self, sample_rate: int) -> int:
+        """The low-pass's slowest pole's decay to ``EDGE_DECAY`` (as ``HighPass.context_samples``)."""
+        return edge_pad_length(self.sections(sample_rate))
 
     def side_response_db(self, freq_hz, sample_rate: int) -> np.ndarray:
         """The gain in dB applied to the side at ``freq_hz`` (the mid's gain is 0 dB everywhere)."""

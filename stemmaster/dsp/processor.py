@@ -4,13 +4,20 @@ A processor is a frozen dataclass of unit-named settings, validated in
 ``__post_init__``; ``process(audio, sample_rate)`` takes audio shaped
 ``(channels, samples)`` (float32 or float64) and returns a new array of the
 same shape and dtype, never changing length or adding delay.
+
+Segment by segment (``stemmaster.dsp.segmented``): a processor says how far
+its output reaches in time (``context_samples``), on which grid a segment must
+start (``grid_samples``), and, when it measures the whole stem (the de-esser's
+frequency and reference level), pins those measurements from block-wise
+passes (``needs_statistics``, ``pin_statistics``) so that a segment processed
+with its context gives what the whole stem gives.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Iterator, NamedTuple
 
 import numpy as np
 
@@ -45,6 +52,50 @@ def gain_to_db(gain: float | np.ndarray, floor_db: float = -200.0) -> float | np
     return float(out) if np.ndim(out) == 0 else out
 
 
+# A recursion with time constant tau has decayed by exp(-14) = 8e-7 after 14 tau: a state
+# that starts wrong by a whole gain swing (12 dB, say) is then wrong by 1e-5 dB, a gain
+# error of 1e-6. Recursive detectors take this many time constants of context.
+CONTEXT_TIME_CONSTANTS = 14.0
+# IIR filters take context until their slowest pole has decayed this far (-140 dB).
+EDGE_DECAY_CONTEXT = 1e-7
+# A processor that does not say how far it reaches gets this much context either side.
+DEFAULT_CONTEXT_S = 10.0
+
+
+def time_constant_context_samples(time_ms: float, sample_rate: int) -> int:
+    """Samples of context for a recursion of time constant ``time_ms``: ``CONTEXT_TIME_CONSTANTS`` of them."""
+    return int(math.ceil(CONTEXT_TIME_CONSTANTS * float(time_ms) * 1e-3 * int(sample_rate)))
+
+
+def round_up(value: int, grid: int) -> int:
+    """``value`` rounded up to a multiple of ``grid`` (>= 1)."""
+    return -(-int(value) // int(grid)) * int(grid)
+
+
+class InputSegment(NamedTuple):
+    """A stretch of a processor's input, as a block-wise pass over a stem gives it.
+
+    ``audio``: float32 ``(channels, samples)``, stem samples ``first ..
+    first + samples``; it holds the core ``start .. stop`` and the processor's
+    ``context_samples`` either side (fewer at the ends of the stem). The cores
+    of a pass are consecutive and cover the stem; ``first`` is on the
+    processor's grid (``grid_samples``).
+    """
+
+    audio: np.ndarray
+    first: int
+    start: int
+    stop: int
+
+    def core(self) -> np.ndarray:
+        """The core, ``(channels, stop - start)`` (a view of ``audio``)."""
+        return self.audio[:, self.start - self.first:self.stop - self.first]
+
+
+# A pass: called once per pass, it yields the segments of the processor's input in order.
+InputPass = Callable[[], Iterator[InputSegment]]
+
+
 @dataclass(frozen=True)
 class Processor:
     """Base of all processors; subclasses set ``kind`` and implement ``_process``."""
@@ -67,6 +118,29 @@ class Processor:
 
     def _process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
+
+    # -- segment by segment (stemmaster.dsp.segmented)
+
+    def context_samples(self, sample_rate: int) -> int:
+        """Samples of input either side of a segment needed for the output on the segment to equal
+        (within 1e-5) the output of the whole stem there. The default, ``DEFAULT_CONTEXT_S``, is for
+        processors that do not say; every repair processor gives its real reach."""
+        return int(math.ceil(DEFAULT_CONTEXT_S * int(sample_rate)))
+
+    def grid_samples(self, sample_rate: int) -> int:
+        """A segment (with its context) must start on a multiple of this many samples of the stem
+        (the frame or block grid the processor works on, counted from the stem's first sample)."""
+        return 1
+
+    def needs_statistics(self) -> bool:
+        """True when ``process`` measures the whole stem and those measurements are not pinned yet:
+        such a processor gives a segment's own statistics on a segment, not the stem's."""
+        return False
+
+    def pin_statistics(self, passes: InputPass, sample_rate: int, frames: int) -> "Processor":
+        """This processor with its whole-stem statistics pinned, measured by block-wise passes over its
+        input (``passes()`` starts one; the input is ``frames`` samples long). The default has none."""
+        return self
 
     def settings(self) -> dict[str, Any]:
         """The settings as a plain dict (unit-named keys), for the project file."""

@@ -56,7 +56,7 @@ from typing import ClassVar
 import numba
 import numpy as np
 
-from stemmaster.dsp.processor import Processor, check_range
+from stemmaster.dsp.processor import EDGE_DECAY_CONTEXT, Processor, check_range, time_constant_context_samples
 from stemmaster.errors import SettingsError
 
 # Attack weight: 0 at this difference of the fast over the slow envelope (dB) ...
@@ -221,6 +221,13 @@ def _detect(level_log10: np.ndarray, slow_coef: float, smooth_coef: float, hold_
             gain_out[j] = gs
 
 
+def _allpass_context_samples() -> int:
+    """Samples for the allpass pair's slowest pole (radius: the largest coefficient's square root,
+    the same at every rate) to decay by ``EDGE_DECAY_CONTEXT``."""
+    radius = float(np.sqrt(max(_BRANCH_A.max(), _BRANCH_B.max())))
+    return int(math.ceil(math.log(EDGE_DECAY_CONTEXT) / math.log(radius)))
+
+
 def _coef(time_ms: float, sample_rate: int) -> float:
     """One-pole coefficient reaching 1 - 1/e of a step in ``time_ms``."""
     return math.exp(-1000.0 / (time_ms * sample_rate))
@@ -290,6 +297,18 @@ class TransientShaper(Processor):
             _detect(self._level_log10(audio, sample_rate), *self._coefs(sample_rate),
                     0.0, 0.0, 0.0, 0, np.zeros(0), da, ds)
         return da, ds
+
+    def context_samples(self, sample_rate: int) -> int:
+        """The allpass pair's decay, ``CONTEXT_TIME_CONSTANTS`` of the longest envelope time constant
+        that reaches the gain, and the lookahead; 0 when neutral. The held peak (``SUSTAIN_HOLD_RATIO
+        * slow_ms``) reaches the gain only through ``sustain_db``: at 0 it is left out."""
+        if self.is_neutral:
+            return 0
+        times_ms = [self.slow_ms, SUSTAIN_SMOOTH_RATIO * self.fast_ms, GAIN_SMOOTH_MS]
+        if self.sustain_db != 0.0:
+            times_ms.append(SUSTAIN_HOLD_RATIO * self.slow_ms)
+        return (_allpass_context_samples() + time_constant_context_samples(max(times_ms), sample_rate)
+                + self.lookahead_samples(sample_rate))
 
     def lookahead_samples(self, sample_rate: int) -> int:
         """How far the gain curve is advanced (``LOOKAHEAD_MS``), in samples."""

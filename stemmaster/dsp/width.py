@@ -43,6 +43,10 @@ class StereoWidth(Processor):
     def is_identity(self) -> bool:
         return self.width == 1.0 and self.mid_gain_db == 0.0
 
+    def context_samples(self, sample_rate: int) -> int:
+        """None: each output sample depends on its input sample alone."""
+        return 0
+
     def apply_in_place(self, audio: np.ndarray, sample_rate: int) -> None:
         """``process``, written over ``audio`` (float64 ``(channels, samples)``, mono or stereo):
         for a caller that owns a whole song and need not keep it (the bus)."""

@@ -8,7 +8,8 @@ returns a ``Diagnosis``: a verdict (``ready``, ``ready with repairs``,
 recommended repairs. ``auto.auto_chains`` turns the findings into repair
 settings; ``auto.compare`` sets a diagnosis after repair against the one before.
 
-Audio is ``(channels, samples)`` float32/float64 at ``sample_rate`` Hz.
+Audio is an ``AudioSource`` or an array ``(channels, samples)`` float32/float64 at
+``sample_rate`` Hz; each is read in blocks (twice at most), never held whole.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
+from stemmaster.audio_source import BLOCK_FRAMES, AudioSource
 from stemmaster.diagnosis.analysis import SignalAnalysis, analyse
-from stemmaster.diagnosis.detectors import MIX_DETECTORS, MIX_ONLY_DETECTORS, STEM_DETECTORS
+from stemmaster.diagnosis.detectors import MIX_DETECTORS, MIX_ONLY_DETECTORS, STEM_DETECTORS, second_pass_for
 from stemmaster.diagnosis.findings import (
     SEVERITIES,
     VERDICT_FIX_MIX,
@@ -30,32 +32,26 @@ from stemmaster.diagnosis.findings import (
     Finding,
     verdict_of,
 )
+from stemmaster.diagnosis.sources import checked_source, gated_loudness_lufs, sum_of
 from stemmaster.diagnosis.thresholds import THRESHOLDS
 from stemmaster.errors import AudioError
 
 __all__ = ["diagnose", "Diagnosis", "Finding", "THRESHOLDS", "VERDICT_READY", "VERDICT_REPAIRS",
            "VERDICT_FIX_MIX"]
 
-StemInput = tuple[str, str, np.ndarray]  # (name, role, audio)
+StemInput = tuple[str, str, "np.ndarray | AudioSource"]  # (name, role, audio)
 
 
 def _loudness_of(analysis: SignalAnalysis) -> float:
     return analysis.integrated_lufs
 
 
-def _vocal_balance(stems: Sequence[StemInput], sample_rate: int) -> tuple[dict[str, float], list[Finding]]:
+def _vocal_balance(stems: Sequence[tuple[str, str, AudioSource]], vocals_lufs: float, rest_lufs: float
+                   ) -> tuple[dict[str, float], list[Finding]]:
     """The vocals' integrated loudness over the rest's (every other stem summed), in LU."""
-    from stemmaster.meters.loudness import gated_loudness_lufs
-
-    vocals = [a for _, role, a in stems if role == "vocals"]
-    rest = [a for _, role, a in stems if role != "vocals"]
-    if not vocals or not rest:
+    if not (math.isfinite(vocals_lufs) and math.isfinite(rest_lufs)):
         return {}, []
-    lv = gated_loudness_lufs(_sum(vocals), sample_rate)
-    lr = gated_loudness_lufs(_sum(rest), sample_rate)
-    if not (math.isfinite(lv) and math.isfinite(lr)):
-        return {}, []
-    over = lv - lr
+    over = vocals_lufs - rest_lufs
     out = {"vocal_over_rest_lu": over}
     t = THRESHOLDS["vocal_balance"]
     sev = t.severity(over)
@@ -76,49 +72,36 @@ def _vocal_balance(stems: Sequence[StemInput], sample_rate: int) -> tuple[dict[s
                          auto=False)]
 
 
-def _sum(audios: list[np.ndarray]) -> np.ndarray:
-    n = min(a.shape[1] for a in audios)
-    channels = max(a.shape[0] for a in audios)
-    out = np.zeros((channels, n), dtype=np.float64)
-    for a in audios:
-        out += a[:, :n] if a.shape[0] == channels else np.repeat(a[:1, :n], channels, axis=0)
-    return out
-
-
-def _check(name: str, audio: np.ndarray) -> np.ndarray:
-    audio = np.asarray(audio)
-    if audio.ndim != 2 or audio.shape[0] not in (1, 2) or audio.shape[1] == 0:
-        raise AudioError(f"{name}: expected audio shaped (1 or 2 channels, samples), got {audio.shape}")
-    if audio.dtype not in (np.float32, np.float64):
-        raise AudioError(f"{name}: expected float32 or float64 audio, got {audio.dtype}")
-    if not np.isfinite(audio).all():
-        raise AudioError(f"{name}: NaN or Inf samples; cannot diagnose")
-    return audio
-
-
-def diagnose(stems: Sequence[StemInput], sample_rate: int, *, mix: np.ndarray | None = None,
-             source: str = "stems") -> Diagnosis:
+def diagnose(stems: Sequence[StemInput], sample_rate: int, *, mix: np.ndarray | AudioSource | None = None,
+             source: str = "stems", block_frames: int = BLOCK_FRAMES) -> Diagnosis:
     """Diagnose ``stems`` (``(name, role, audio)`` each) and their ``mix``.
 
-    ``mix`` defaults to the stems' sum; pass the render a project was
+    Each audio is an ``AudioSource`` or an array ``(channels, samples)`` at
+    ``sample_rate`` Hz; every one is read ``block_frames`` at a time, so the
+    memory does not grow with the song. ``mix`` defaults to the stems' sum
+    (summed block by block as it is read); pass the render a project was
     separated from (``source="render"``). With no stems, ``mix`` alone is
     diagnosed, including what the stems would show (``source="mix"``).
     """
-    stems = [(name, role, _check(name, audio)) for name, role, audio in stems]
+    stems = [(name, role, checked_source(name, audio, sample_rate)) for name, role, audio in stems]
     if mix is None:
         if not stems:
             raise AudioError("nothing to diagnose: no stems and no mix")
-        mix = _sum([a for _, _, a in stems])
-    mix = _check("mix", mix)
+        mix = sum_of([a for _, _, a in stems], "mix")
+    mix = checked_source("mix", mix, sample_rate)
     if not stems:
         source = "mix"
-    jobs: list[tuple[str, str, np.ndarray, tuple]] = [
+    jobs: list[tuple[str, str, AudioSource, tuple]] = [
         (name, role, audio, STEM_DETECTORS.get(role, ())) for name, role, audio in stems]
     jobs.append(("mix", "mix", mix, MIX_ONLY_DETECTORS if source == "mix" else MIX_DETECTORS))
+    vocals = [a for _, role, a in stems if role == "vocals"]
+    rest = [a for _, role, a in stems if role != "vocals"]
+    balance = bool(vocals and rest)
 
     def run(job):
         name, role, audio, detectors = job
-        a = analyse(name, role, audio, sample_rate)
+        a = analyse(name, role, audio, sample_rate, block_frames=block_frames,
+                    second_pass=second_pass_for(detectors))
         measured: dict[str, float] = {"integrated_lufs": _loudness_of(a)}
         found: list[Finding] = []
         for detect in detectors:
@@ -127,12 +110,27 @@ def diagnose(stems: Sequence[StemInput], sample_rate: int, *, mix: np.ndarray | 
             found += findings
         return name, measured, found
 
+    def loudness(group):  # the gated loudness of a group of stems' sum
+        return gated_loudness_lufs(sum_of(group, "vocals" if group is vocals else "the other stems"), block_frames)
+
     with ThreadPoolExecutor(max_workers=2) as pool:  # FFTs and numba kernels release the GIL
-        results = list(pool.map(run, jobs))
+        analyses = [pool.submit(run, job) for job in jobs]
+        sums = [pool.submit(loudness, group) for group in ((rest,) + ((vocals,) if len(vocals) > 1 else ()))] \
+            if balance else []
+        try:
+            results = [f.result() for f in analyses]
+            group_lufs = [f.result() for f in sums]
+        except BaseException:  # bad samples found while reading: the first job's error, the rest not started
+            for f in analyses + sums:
+                f.cancel()
+            raise
     measurements = {name: measured for name, measured, _ in results}
     findings = [f for _, _, found in results for f in found]
-    if stems:
-        values, found = _vocal_balance(stems, sample_rate)
+    if balance:
+        # one vocal stem: its own analysis' integrated loudness is the gated loudness of the vocals
+        vocals_lufs = group_lufs[1] if len(vocals) > 1 else \
+            next(m for (_, role, _), (_, m, _) in zip(stems, results) if role == "vocals")["integrated_lufs"]
+        values, found = _vocal_balance(stems, vocals_lufs, group_lufs[0])
         measurements["mix"].update(values)
         findings += found
     rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}

@@ -267,3 +267,11 @@ MIX_DETECTORS: tuple[Detector, ...] = (muddy_low_mids, wide_low_end, excessive_w
 # a mix with no stems to look into (``stemmaster diagnose FILE``): its resonances too (sibilance is
 # judged on a vocal only: a mix's 4.5-11 kHz peaks are as often cymbals as esses)
 MIX_ONLY_DETECTORS: tuple[Detector, ...] = (harsh_resonance,) + MIX_DETECTORS
+
+# what each detector needs of ``analysis.analyse``'s second pass (the spectra of chosen frames)
+_SECOND_PASS: dict[Detector, str] = {harsh_resonance: "resonance", sibilance: "sibilance"}
+
+
+def second_pass_for(detectors: tuple[Detector, ...]) -> frozenset[str]:
+    """The second-pass reductions ``detectors`` read (``analysis.SECOND_PASS`` names)."""
+    return frozenset(_SECOND_PASS[d] for d in detectors if d in _SECOND_PASS)

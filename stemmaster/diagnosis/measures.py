@@ -12,37 +12,14 @@ import math
 
 import numpy as np
 
-from stemmaster.diagnosis.analysis import SignalAnalysis, db
+from stemmaster.diagnosis.analysis import SignalAnalysis, loud_frames, sibilant_frames
+from stemmaster.diagnosis.spectrum import band_means, db
 
 NAN = float("nan")
-RESONANCE_BAND_HZ = (1000.0, 10000.0)
-SIBILANCE_BAND_HZ = (4500.0, 11000.0)
 
 
-def _loud_frames(a: SignalAnalysis, below_max_db: float = 30.0) -> np.ndarray:
-    """Frames whose mid energy is within ``below_max_db`` of the loudest frame's (the music, not the gaps)."""
-    if a.mid_power.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    energy = a.mid_power.sum(axis=1, dtype=np.float64)
-    top = float(energy.max())
-    if top <= 0.0:
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(energy >= top * 10.0 ** (-below_max_db / 10.0))
-
-
-def _band_means(power: np.ndarray, freqs: np.ndarray, grid: np.ndarray, half_octave: float) -> np.ndarray:
-    """Mean power per bin within ``grid * 2**(+-half_octave)`` (at least one bin), along the last axis."""
-    cumulative = np.concatenate([np.zeros(power.shape[:-1] + (1,)), np.cumsum(power, axis=-1, dtype=np.float64)],
-                                axis=-1)
-    lo = np.searchsorted(freqs, grid * 2.0 ** (-half_octave))
-    hi = np.maximum(np.searchsorted(freqs, grid * 2.0 ** half_octave), lo + 1)
-    hi = np.minimum(hi, freqs.size)
-    lo = np.minimum(lo, hi - 1)
-    return (cumulative[..., hi] - cumulative[..., lo]) / (hi - lo)
-
-
-def resonance(a: SignalAnalysis, band_hz: tuple[float, float] = RESONANCE_BAND_HZ) -> dict[str, float]:
-    """The strongest persistent peak of the long-term spectrum within ``band_hz``.
+def resonance(a: SignalAnalysis) -> dict[str, float]:
+    """The strongest persistent peak of the long-term spectrum within 1-10 kHz (``spectrum.RESONANCE_BAND_HZ``).
 
     Candidates are the five largest peaks of ``meters.spectral.resonance_profile``'s
     excess: the long-term mid spectrum averaged over 1/6 octave on a
@@ -55,37 +32,18 @@ def resonance(a: SignalAnalysis, band_hz: tuple[float, float] = RESONANCE_BAND_H
     peaks 0.36-0.68 (corpus and synthetic songs). ``excess_db`` is the largest
     candidate excess weighted by its persistence (0 at or below 0.6, full at
     0.85 and above), so a harmonic peak of a held note counts for little and
-    the measure falls when a de-harsher takes the ring down.
+    the measure falls when a de-harsher takes the ring down. (The candidates
+    and their persistence are read in ``analyse``: the profile in its first
+    pass, the loud frames' bands in its second.)
     """
-    from scipy.signal import find_peaks
-
-    from stemmaster.meters.spectral import resonance_profile
-
-    nan = {"frequency_hz": NAN, "excess_db": NAN, "persistence": NAN, "peak_excess_db": NAN}
-    frames = _loud_frames(a)
-    if frames.size < 8 or a._audio is None:
-        return nan
-    grid, _, excess = resonance_profile(a._audio, a.sample_rate)
-    inside = (grid >= band_hz[0]) & (grid <= band_hz[1]) & np.isfinite(excess)
-    if not inside.any():
-        return nan
-    curve = np.where(inside, excess, -1e9)
-    peaks, _ = find_peaks(curve)
-    peaks = peaks[curve[peaks] > -1e8]
-    if peaks.size == 0:
-        peaks = np.array([int(np.argmax(curve))])
-    peaks = peaks[np.argsort(curve[peaks])[::-1][:5]]
-    f0 = grid[peaks]
-    three = np.concatenate([f0 * 2.0 ** (-1.0 / 3.0), f0, f0 * 2.0 ** (1.0 / 3.0)])
-    per_frame = db(_band_means(a.mid_power[frames].astype(np.float64), a.freqs, three, 1.0 / 12.0))
-    k = peaks.size
-    stands = per_frame[:, k:2 * k] - 0.5 * (per_frame[:, :k] + per_frame[:, 2 * k:])
-    persistence = np.mean(stands >= 3.0, axis=0)
+    if a.resonance_hz.size == 0:  # fewer than 8 loud frames, or nothing measurable in the band
+        return {"frequency_hz": NAN, "excess_db": NAN, "persistence": NAN, "peak_excess_db": NAN}
+    persistence = a.resonance_persistence
     weight = np.clip((persistence - 0.6) / 0.25, 0.0, 1.0)
-    scores = np.maximum(curve[peaks], 0.0) * weight
+    scores = np.maximum(a.resonance_excess_db, 0.0) * weight
     j = int(np.argmax(scores))
-    return {"frequency_hz": float(f0[j]), "excess_db": float(scores[j]), "persistence": float(persistence[j]),
-            "peak_excess_db": float(curve[peaks[j]])}
+    return {"frequency_hz": float(a.resonance_hz[j]), "excess_db": float(scores[j]),
+            "persistence": float(persistence[j]), "peak_excess_db": float(a.resonance_excess_db[j])}
 
 
 def sibilance(a: SignalAnalysis) -> dict[str, float]:
@@ -97,23 +55,17 @@ def sibilance(a: SignalAnalysis) -> dict[str, float]:
     the non-silent frames. A de-essed or soft-spoken vocal's esses sit 15 dB
     or more under its vowels; raw, bright esses come within 10 dB.
     ``frequency_hz`` is where the band peaks in those frames (what a
-    de-esser centres on).
+    de-esser centres on; read in ``analyse``'s second pass).
     """
-    n = a.mid_power.shape[0]
-    if n == 0:
+    if a.frames == 0:
         return {"sibilance_db": NAN, "frequency_hz": NAN}
-    total = a.mid_power.sum(axis=1, dtype=np.float64)
-    live = np.flatnonzero(total > total.max() * 1e-6) if total.max() > 0 else np.zeros(0, np.int64)
+    total = a.frame_mid
+    live, top = sibilant_frames(total, a.frame_sibilant)
     if live.size < 4:
         return {"sibilance_db": NAN, "frequency_hz": NAN}
-    band = a.band(*SIBILANCE_BAND_HZ)
-    band_energy = a.mid_power[:, band].sum(axis=1, dtype=np.float64)
-    k = max(1, int(round(live.size * 0.05)))
-    top = live[np.argsort(band_energy[live])[::-1][:k]]
     vowels = live[total[live] >= np.median(total[live])]
-    spectrum = a.mid_power[top][:, band].mean(axis=0, dtype=np.float64)
-    return {"sibilance_db": float(db(band_energy[top].mean()) - db(total[vowels].mean())),
-            "frequency_hz": float(a.freqs[band][int(np.argmax(spectrum))])}
+    return {"sibilance_db": float(db(a.frame_sibilant[top].mean()) - db(total[vowels].mean())),
+            "frequency_hz": a.sibilant_peak_hz}
 
 
 def octave_levels(a: SignalAnalysis, centres_hz: np.ndarray) -> np.ndarray:
@@ -137,7 +89,7 @@ def low_mid_excess(a: SignalAnalysis) -> dict[str, float]:
     the mean of the 125 Hz and 1 kHz octave bands; a muddy mix builds up
     several dB there.
     """
-    if a.mid_power.shape[0] == 0 or not np.any(a.mid_mean):
+    if a.frames == 0 or not np.any(a.mid_mean):
         return {"low_mid_excess_db": NAN}
     levels = octave_levels(a, np.array([125.0, 250.0, 354.0, 1000.0]))
     return {"low_mid_excess_db": float(0.5 * (levels[1] + levels[2]) - 0.5 * (levels[0] + levels[3]))}
@@ -146,7 +98,7 @@ def low_mid_excess(a: SignalAnalysis) -> dict[str, float]:
 def low_end_width(a: SignalAnalysis, below_hz: float = 150.0) -> dict[str, float]:
     """Side over mid energy below ``below_hz`` (dB) and the L/R correlation there (from the spectra:
     ``(M - S) / (M + S)``), over the loud frames' long-term spectrum. NaN for mono or no low end."""
-    if a.side_power is None or a.mid_power.shape[0] == 0:
+    if not a.stereo or a.frames == 0:
         return {"side_to_mid_low_db": NAN, "correlation_low": NAN}
     band = (a.freqs > 20.0) & (a.freqs < below_hz)
     m = float(a.mid_mean[band].sum())
@@ -159,7 +111,7 @@ def low_end_width(a: SignalAnalysis, below_hz: float = 150.0) -> dict[str, float
 
 def width(a: SignalAnalysis) -> dict[str, float]:
     """Side over mid energy (dB) and L/R correlation of the whole band, from the long-term spectra."""
-    if a.side_power is None or a.mid_power.shape[0] == 0:
+    if not a.stereo or a.frames == 0:
         return {"side_to_mid_db": NAN, "correlation": NAN}
     m, s = float(a.mid_mean.sum()), float(a.side_mean.sum())
     if m + s <= 0.0:
@@ -174,7 +126,7 @@ def mono_loss(a: SignalAnalysis) -> dict[str, float]:
     """Mono fold-down loss per octave band: the mono sum's energy over the channels' mean energy,
     ``10 log10(M / (M + S))`` in dB (0 for mono content, -3 for uncorrelated channels, far below for
     out-of-phase ones). Reports the worst band among those within 30 dB of the loudest."""
-    if a.side_power is None or a.mid_power.shape[0] == 0:
+    if not a.stereo or a.frames == 0:
         return {"worst_loss_db": NAN, "worst_band_hz": NAN}
     lo = np.searchsorted(a.freqs, MONO_BANDS_HZ / math.sqrt(2.0))
     hi = np.maximum(np.searchsorted(a.freqs, MONO_BANDS_HZ * math.sqrt(2.0)), lo + 1)
@@ -197,13 +149,11 @@ def dynamics(a: SignalAnalysis) -> dict[str, float]:
     """PLR (true peak minus integrated loudness, dB), the short-term loudness range (LU, EBU 3342)
     and the crest factor of the loud moments (``meters.spectral.hit_crest_db``, dB)."""
     from stemmaster.meters.loudness import loudness_range_from_short_term
-    from stemmaster.meters.spectral import hit_crest_db
 
     tp = a.true_peak_dbtp()
     plr = tp - a.integrated_lufs if math.isfinite(a.integrated_lufs) and math.isfinite(tp) else NAN
     lra = loudness_range_from_short_term(a.short_term) if a.short_term.size else NAN
-    crest = hit_crest_db(a._audio, a.sample_rate) if a._audio is not None else NAN
-    return {"plr_db": plr, "loudness_range_lu": lra, "hit_crest_db": crest}
+    return {"plr_db": plr, "loudness_range_lu": lra, "hit_crest_db": a.hit_crest_db}
 
 
 def clipping(a: SignalAnalysis) -> dict[str, float]:
@@ -218,13 +168,13 @@ def spectral_cliff(a: SignalAnalysis) -> dict[str, float]:
     """Where the long-term spectrum falls off a cliff (a lowpass of a lossy encoder or a
     band-limited render): the highest frequency above 5 kHz at which the 1/12-octave level drops by
     at least 25 dB within 1/6 octave and stays down to the top of the grid. NaN when no cliff."""
-    if a.mid_power.shape[0] == 0:
+    if a.frames == 0:
         return {"cutoff_hz": NAN, "drop_db": NAN}
     mean = a.mid_mean + a.side_mean
     top = min(21000.0, a.sample_rate * 0.49)
     grid = np.geomspace(5000.0, top, 96)  # 1/24-octave steps or finer
     step = max(1, int(round(len(grid) / (math.log2(top / 5000.0) * 6.0))))  # 1/6 octave in grid steps
-    level = db(_band_means(mean, a.freqs, grid, 1.0 / 24.0))
+    level = db(band_means(mean, a.freqs, grid, 1.0 / 24.0))
     if level.size <= step:
         return {"cutoff_hz": NAN, "drop_db": NAN}
     drops = level[:-step] - level[step:]
@@ -251,22 +201,18 @@ def noise_floor(a: SignalAnalysis) -> dict[str, float]:
     Only a noise-like floor counts as noise; a quiet passage of music is tonal. Digital silence
     (below -120 dBFS) is not part of the floor.
     """
-    n = a.mid_power.shape[0]
-    if n < 20:
+    if a.frames < 20:
         return {"floor_db": NAN, "flatness": NAN}
-    total = (a.mid_power.sum(axis=1, dtype=np.float64)
-             + (a.side_power.sum(axis=1, dtype=np.float64) if a.side_power is not None else 0.0))
+    total = a.frame_mid + a.frame_side
     live = np.flatnonzero(total > 1e-12)
     if live.size < 20:
         return {"floor_db": NAN, "flatness": NAN}
     k = max(1, int(live.size * 0.05))
     quiet = live[np.argsort(total[live])[:k]]
-    loud = _loud_frames(a)
+    loud = loud_frames(a.frame_mid)
     reference = float(total[loud].mean()) if loud.size else float(total.mean())
-    band = a.band(1000.0, min(16000.0, 0.45 * a.sample_rate))
-    spectra = a.mid_power[quiet][:, band].astype(np.float64) + 1e-30
-    flat = np.exp(np.mean(np.log(spectra), axis=1)) / np.mean(spectra, axis=1)
-    return {"floor_db": float(db(total[quiet].mean()) - db(reference)), "flatness": float(np.median(flat))}
+    return {"floor_db": float(db(total[quiet].mean()) - db(reference)),
+            "flatness": float(np.median(a.frame_flatness[quiet]))}
 
 
 def loudness_jumps(a: SignalAnalysis, window_s: float = 4.0) -> dict[str, float]:
@@ -296,15 +242,11 @@ def loudness_jumps(a: SignalAnalysis, window_s: float = 4.0) -> dict[str, float]
 def edges(a: SignalAnalysis) -> dict[str, float]:
     """The start and end: leading and trailing silence (below -60 dBFS, seconds), the first sample's
     level and the last 10 ms's peak (dBFS: a non-zero start or a tail cut mid-note clicks)."""
-    audio = a._audio
-    if audio is None or audio.shape[1] == 0:
-        return {"leading_silence_s": NAN, "trailing_silence_s": NAN, "start_dbfs": NAN, "end_dbfs": NAN}
-    level = np.abs(audio).max(axis=0)
-    loud = np.flatnonzero(level >= 1e-3)
-    if loud.size == 0:
+    lead, last = a.loud_span
+    if a.samples == 0 or lead < 0:
         return {"leading_silence_s": NAN, "trailing_silence_s": NAN, "start_dbfs": NAN, "end_dbfs": NAN}
     first = float(np.max(np.abs(a.first)))
-    return {"leading_silence_s": float(loud[0] / a.sample_rate),
-            "trailing_silence_s": float((audio.shape[1] - 1 - loud[-1]) / a.sample_rate),
+    return {"leading_silence_s": float(lead / a.sample_rate),
+            "trailing_silence_s": float((a.samples - 1 - last) / a.sample_rate),
             "start_dbfs": 20.0 * math.log10(first) if first > 0 else float("-inf"),
             "end_dbfs": a.edge_tail_dbfs}

@@ -19,6 +19,7 @@ atomically, as ``audio_io.write_audio`` does for a whole array.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -191,11 +192,20 @@ class BlockWriter:
         self.subtype = subtype
         self.frames = 0
         self._tmp: Path | None = None
-        try:
+        with self._failing():
             fd, self._tmp = temp_path_for(self.path)
             os.close(fd)
             self._file = sf.SoundFile(str(self._tmp), "w", samplerate=int(sample_rate), channels=int(channels),
                                       format=fmt, subtype=subtype)
+
+    @contextlib.contextmanager
+    def _failing(self) -> Iterator[None]:
+        """Any failure inside becomes a one-line AudioError naming the file, and the write is abandoned."""
+        try:
+            yield
+        except AudioError:
+            self._discard()
+            raise
         except OSError as exc:
             self._discard()
             raise AudioError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
@@ -209,21 +219,15 @@ class BlockWriter:
             self._discard()
             raise AudioError(f"{self.path}: refusing to write NaN/Inf samples")
         data = block.astype(np.float32) if self.subtype == "FLOAT" else np.clip(block, -1.0, 1.0)
-        try:
+        with self._failing():
             self._file.write(np.ascontiguousarray(data.T))
-        except OSError as exc:
-            self._discard()
-            raise AudioError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
-        except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
-            self._discard()
-            raise AudioError(f"{self.path}: cannot write ({str(exc).strip() or type(exc).__name__})") from None
         self.frames += block.shape[1]
 
     def close(self) -> Path:
         """Finish the file and land it at ``path``; returns the path."""
         if self._tmp is None:
             raise AudioError(f"{self.path}: the write was abandoned")
-        try:
+        with self._failing():
             self._file.close()
             if self.frames == 0:
                 raise AudioError(f"{self.path}: no audio to write (0 frames)")
@@ -232,12 +236,6 @@ class BlockWriter:
                 raise AudioError(f"{self.path}: write incomplete ({written} of {self.frames} frames; is the disk full?)")
             land_file(self._tmp, self.path)
             self._tmp = None
-        except OSError as exc:
-            raise AudioError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
-        except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
-            raise AudioError(f"{self.path}: cannot write ({str(exc).strip() or type(exc).__name__})") from None
-        finally:
-            self._discard()
         return self.path
 
     def abandon(self) -> None:

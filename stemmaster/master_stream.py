@@ -7,8 +7,8 @@ context either side (``bus_context``), runs the bus on the extended segment
 and keeps the segment's own samples. The context is what the bus's memory
 reaches: the zero-phase low-end crossover and the EQ until their slowest pole
 has decayed to 1e-7, the glue compressor's and the limiter's recursions for
-``_TIME_CONSTANTS`` of their longest time constant (they have then forgotten
-their start to e^-14 = 8e-7 of it), the limiter's lookahead and the true-peak
+14 of their longest time constants (``processor.CONTEXT_TIME_CONSTANTS``:
+they have then forgotten their start to e^-14 = 8e-7 of it), the limiter's lookahead and the true-peak
 detector's reach. So a segment's samples are those of the whole-song bus to
 about -120 dB, and the memory is a segment's, whatever the song's length.
 
@@ -46,14 +46,9 @@ from stemmaster.meters.analysis import Metrics
 from stemmaster.meters.loudness import k_weighted_energy, k_weighting_sos
 from stemmaster.meters.stream import EnergyHops, LoudnessMeter, MetricsMeter
 from stemmaster.dsp.compressor import DETECTOR_MS
-from stemmaster.dsp.processor import gain_to_db
+from stemmaster.dsp.processor import gain_to_db, time_constant_context_samples
 
 SEGMENT_S = 60.0  # seconds of mix per segment (at least 4x the context)
-_TIME_CONSTANTS = 14.0  # a recursion is run this many of its longest time constants before its segment
-
-
-def _ms(ms: float, sample_rate: int) -> int:
-    return int(math.ceil(ms * 1e-3 * sample_rate))
 
 
 def bus_context(settings: MasterSettings, sample_rate: int) -> tuple[int, int]:
@@ -62,17 +57,17 @@ def bus_context(settings: MasterSettings, sample_rate: int) -> tuple[int, int]:
     sr = int(sample_rate)
     before = after = 0
     if settings.low_end_mono_enabled:  # zero phase: its memory runs both ways
-        reach = edge_pad_length(settings.low_end_mono.sections(sr))
+        reach = settings.low_end_mono.context_samples(sr)
         before, after = before + reach, after + reach
     eq = settings.tone_eq.sections(sr)
     if len(eq):
         before += edge_pad_length(eq)
     if settings.compressor_enabled:
         c = settings.glue_compressor
-        before += _ms(_TIME_CONSTANTS * max(c.attack_ms, c.release_ms, DETECTOR_MS), sr)
+        before += time_constant_context_samples(max(c.attack_ms, c.release_ms, DETECTOR_MS), sr)
     limiter = settings.true_peak_limiter
     look = limiter.lookahead_samples(sr) + PEAK_GUARD + _REACH
-    before += _ms(_TIME_CONSTANTS * limiter.release_ms, sr) + look + edge_pad_length(k_weighting_sos(sr))
+    before += time_constant_context_samples(limiter.release_ms, sr) + look + edge_pad_length(k_weighting_sos(sr))
     after += look
     return before, after
 

@@ -15,7 +15,10 @@ render that is already in place (``renders/NNN/`` or a remaster's OUTDIR):
   :func:`target_curve`) and ``plots/short_term_loudness.png`` (the master,
   with the target line).
 
-The checks are independent and run side by side on a small thread pool
+``before`` and ``after`` are arrays or ``AudioSource``s; every check reads
+them a block at a time, so the phase's memory does not grow with the song's
+length (a 60-minute master is checked in a few tens of MB beyond the fixed
+costs). The checks are independent and run side by side on a small thread pool
 (the codec check, the longest, first; its MP3 encode and the meters release
 the GIL and the AAC round trip runs in ffmpeg processes). Files are written
 into a hidden staging folder inside the render folder and moved into place
@@ -42,6 +45,8 @@ from typing import Any, Callable
 import numpy as np
 
 from stemmaster.atomic import atomic_write_text
+from stemmaster.audio_source import AudioSource
+from stemmaster.checks.blocks import check_source
 from stemmaster.errors import AudioError, Cancelled
 
 Progress = Callable[[float, str], None]
@@ -78,11 +83,18 @@ def _noop(fraction: float, message: str) -> None:
     return None
 
 
-def _check_audio(name: str, audio: np.ndarray) -> np.ndarray:
-    if not isinstance(audio, np.ndarray) or audio.ndim != 2 or audio.shape[0] not in (1, 2):
+def _check_audio(name: str, audio: np.ndarray | AudioSource, sample_rate: int) -> AudioSource:
+    """``audio`` (an array ``(channels, samples)`` or a source) as a mono or stereo source at ``sample_rate``."""
+    if isinstance(audio, AudioSource):
+        channels = audio.channels
+    elif isinstance(audio, np.ndarray) and audio.ndim == 2:
+        channels = audio.shape[0]
+    else:
+        channels = None
+    if channels not in (1, 2):
         raise AudioError(f"release checks: {name} must be mono or stereo shaped (channels, samples), "
                          f"got {getattr(audio, 'shape', type(audio))}")
-    return audio if audio.dtype == np.float32 else audio.astype(np.float32)
+    return check_source(audio, sample_rate, f"release checks: {name}")
 
 
 def _remove_tree(path: Path) -> None:
@@ -100,14 +112,19 @@ def _land(staging: Path, folder: Path, names: tuple[str, ...]) -> None:
         os.replace(staging / name, dest)
 
 
-def run_release_checks(folder: str | os.PathLike, before: np.ndarray, after: np.ndarray, sample_rate: int, *,
+def run_release_checks(folder: str | os.PathLike, before: np.ndarray | AudioSource,
+                       after: np.ndarray | AudioSource, sample_rate: int, *,
                        ceiling_dbtp: float, target_lufs: float | None, progress: Progress | None = None,
                        cancel: CancelCheck | None = None, ffmpeg: str | None | bool = True,
                        workers: int = 2) -> dict[str, Any]:
     """Run the release checks on the render in ``folder`` and write ``ab/`` and ``plots/`` there.
 
     ``before``: the source as it arrived, ``after``: the master as written,
-    both float ``(channels, samples)`` at ``sample_rate``. ``ceiling_dbtp``
+    both float arrays ``(channels, samples)`` or ``AudioSource``s (a
+    ``FileSource`` of the written master, say) at ``sample_rate``. Every
+    check reads them a block at a time, so what the checks hold does not
+    grow with the song's length (arrays are wrapped as ``ArraySource``s and
+    read the same way). ``ceiling_dbtp``
     and ``target_lufs`` are the render's. Returns (JSON-ready)::
 
         {"status": "done",
@@ -129,15 +146,15 @@ def run_release_checks(folder: str | os.PathLike, before: np.ndarray, after: np.
     """
     from stemmaster.checks.ab import write_ab_pair
     from stemmaster.checks.codec import codec_checks
-    from stemmaster.checks.plots import (plot_short_term_loudness, plot_tonal_balance, short_term_curve,
-                                         tonal_balance)
+    from stemmaster.checks.plots import (plot_short_term_loudness, plot_tonal_balance, tonal_balance,
+                                         tonal_balance_and_short_term)
     from stemmaster.checks.translation import translation_checks
 
     progress = progress or _noop
     is_cancelled = cancel or (lambda: False)
     folder = Path(folder)
-    before = _check_audio("before", before)
-    after = _check_audio("after", after)
+    before = _check_audio("before", before, sample_rate)
+    after = _check_audio("after", after, sample_rate)
     if not folder.is_dir():
         raise AudioError(f"release checks: {folder} is not a render folder")
     t_start = time.perf_counter()
@@ -167,11 +184,11 @@ def run_release_checks(folder: str | os.PathLike, before: np.ndarray, after: np.
         return result
 
     def do_plots() -> list[str]:
-        curves = {"before (source)": tonal_balance(before, sample_rate), "after (master)": tonal_balance(after, sample_rate)}
+        after_curve, (times, lufs) = tonal_balance_and_short_term(after, sample_rate)
+        curves = {"before (source)": tonal_balance(before, sample_rate), "after (master)": after_curve}
         freqs = curves["after (master)"][0]
         plot_tonal_balance(staging / PLOTS_DIR / TONAL_BALANCE_PNG, curves, target=(freqs, target_curve(freqs)),
                            title="Tonal balance (1/3-octave); target: -4.5 dB/oct density")
-        times, lufs = short_term_curve(after, sample_rate)
         step = max(1, int(round(SHORT_TERM_HOP_S / float(times[1] - times[0])))) if len(times) > 1 else 1
         curve["short_term"] = {"hop_s": round(float(times[1] - times[0]) * step, 3) if len(times) > 1 else None,
                                "start_s": round(float(times[0]), 3) if len(times) else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 
 import numpy as np
@@ -15,6 +16,7 @@ from stemmaster.checks.codec import (MARGIN_DB, align, codec_checks, encode_mp3,
 from stemmaster.demo import demo_mix, make_demo_stems
 from stemmaster.errors import AudioError
 from stemmaster.master import MasterSettings, master_bus
+from stemmaster.meters.truepeak import true_peak_dbtp, true_peak_envelope
 
 SR = 44100
 HAVE_FFMPEG = shutil.which("ffmpeg") is not None
@@ -129,34 +131,42 @@ def test_aac_no_overs_with_room(mix):
     assert aac["recommended_ceiling_dbtp"] is None
 
 
+def _aac_whole_file(master: np.ndarray, ffmpeg: str) -> np.ndarray:
+    """One ffmpeg AAC encode of the whole master (256 kbit/s, as the check makes it) and its decode,
+    through pipes, aligned on the loudest part: the figures a streaming service's encode gives."""
+    base = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
+    channels = str(master.shape[0])
+    adts = subprocess.run(base + ["-f", "f32le", "-ar", str(SR), "-ac", channels, "-i", "pipe:0", "-c:a", "aac",
+                                  "-b:a", "256k", "-f", "adts", "pipe:1"],
+                          input=np.ascontiguousarray(master.T, dtype="<f4").tobytes(), capture_output=True,
+                          check=True).stdout
+    raw = subprocess.run(base + ["-f", "aac", "-i", "pipe:0", "-f", "f32le", "-ac", channels, "pipe:1"],
+                         input=adts, capture_output=True, check=True).stdout
+    decoded = np.frombuffer(raw, dtype="<f4").reshape(-1, master.shape[0]).T
+    return align(decoded, find_delay(master, decoded, SR), master.shape[1])
+
+
 @pytest.mark.ffmpeg
 @pytest.mark.skipif(not HAVE_FFMPEG, reason="ffmpeg not installed")
-def test_aac_in_pieces_matches_one_piece(monkeypatch, loud_master):
-    """Side-by-side pieces decode as faithfully as one encode, with no damage at the cuts."""
-    import stemmaster.checks.codec as codec
-
-    ffmpeg = shutil.which("ffmpeg")
-    source = loud_master.astype(np.float32)
-    one = codec.aac_roundtrip(source, SR, ffmpeg)
-    one = align(one, find_delay(source, one, SR), source.shape[1])
-    pieces, delay = codec._aac_chunked(source, SR, ffmpeg, 3)
-    assert pieces.shape == source.shape and delay == 1024
-
-    def snr(decoded, sl=slice(None)):
-        return 10 * np.log10(np.sum(source[:, sl] ** 2) / np.sum((decoded[:, sl] - source[:, sl]) ** 2))
-
-    assert snr(pieces) == pytest.approx(snr(one), abs=1.0)
-    edges = np.linspace(0, source.shape[1], 4).round().astype(int)[1:-1]
-    for e in edges:  # 50 ms around each cut is coded as well as elsewhere
-        around = slice(e - SR // 40, e + SR // 40)
-        assert snr(pieces, around) > snr(one) - 6.0
-    # the report says how it was encoded
-    monkeypatch.setattr(codec, "MIN_CHUNK_S", 5.0)
-    monkeypatch.setattr(codec.os, "cpu_count", lambda: 3)
-    aac = _check(codec_checks(loud_master, SR, ceiling_dbtp=-0.1), "aac")
-    assert "3 overlapping pieces" in aac["note"] and aac["delay_samples"] == 1024
-    # ffmpeg's AAC peaks vary by a few tenths with the encoder's state; the decision does not
-    assert aac["overs"] is True
+def test_aac_figures_are_the_whole_file_encodes():
+    """A minute of club-loud master: the reported AAC figures are those of one encode of the whole
+    file (a streaming service's), not of pieces encoded apart (ffmpeg's encoder state never rejoins)."""
+    master = _master(demo_mix(make_demo_stems(duration_s=60)), -9.0, -0.1).astype(np.float32)
+    aac = _check(codec_checks(master, SR, ceiling_dbtp=-0.1), "aac")
+    whole = _aac_whole_file(master, shutil.which("ffmpeg"))
+    source_tp = true_peak_dbtp(master)
+    events = over_events(true_peak_envelope(whole), true_peak_envelope(master), SR, source_tp)
+    peaks = [e for e in events if e["kind"] == "peak"]
+    print("AAC, whole-file encode:", round(true_peak_dbtp(whole), 3), int(np.count_nonzero(np.abs(whole) > 1.0)),
+          len(peaks), len(events) - len(peaks), "; reported:", aac["decoded_true_peak_dbtp"], aac["sample_overs"],
+          aac["peak_overs"], aac["glitch_overs"], aac["recommended_ceiling_dbtp"], aac["note"])
+    assert peaks, "the master should overshoot in AAC"
+    assert aac["decoded_true_peak_dbtp"] == pytest.approx(true_peak_dbtp(whole), abs=0.1)
+    assert aac["sample_overs"] == int(np.count_nonzero(np.abs(whole) > 1.0))
+    assert (aac["peak_overs"], aac["glitch_overs"]) == (len(peaks), len(events) - len(peaks))
+    assert aac["recommended_ceiling_dbtp"] == pytest.approx(
+        recommended_ceiling(source_tp, max(e["decoded_dbtp"] for e in peaks)))
+    assert aac["delay_samples"] == 1024 and aac["note"] is None
 
 
 @pytest.mark.ffmpeg

@@ -2,10 +2,13 @@
 
 Louder sounds better to everyone, so a fair A/B plays both versions at the
 same loudness. ``write_ab_pair`` writes ``<folder>/ab/before.wav`` and
-``<folder>/ab/after.wav`` as 32-bit float WAV (``audio_io.write_audio``: a
-temporary file renamed into place) at one integrated loudness (BS.1770-4,
-``gated_loudness_lufs``: EBU Tech 3341 conformant, within 0.02 LU of
-pyloudnorm, and it makes no copy of the song):
+``<folder>/ab/after.wav`` as 32-bit float WAV (``audio_source.BlockWriter``:
+written a block at a time into a temporary file renamed into place) at one
+integrated loudness (BS.1770-4, read by ``meters.stream.LoudnessMeter`` a
+block at a time: the same value as ``gated_loudness_lufs``, EBU Tech 3341
+conformant, within 0.02 LU of pyloudnorm). The inputs are arrays or
+``AudioSource``s shaped ``(channels, samples)``; nothing held grows with
+the song's length:
 
 * by default both are brought to the quieter one's loudness: the louder one
   is turned down, the quieter one is left as it is;
@@ -27,32 +30,64 @@ from typing import Any
 
 import numpy as np
 
-from stemmaster.audio_io import write_audio
+from stemmaster.audio_source import AudioSource, BlockWriter
+from stemmaster.checks.blocks import check_source, feed, finite_blocks, stream_meters
 from stemmaster.errors import AudioError
-from stemmaster.meters.loudness import gated_loudness_lufs
-from stemmaster.meters.truepeak import true_peak_dbtp
 
 AB_FOLDER = "ab"
 MATCH_TOLERANCE_LU = 0.1
 MAX_TRUE_PEAK_DBTP = 0.0  # a file turned up stops here
 
 
-def _check(name: str, audio: np.ndarray, sample_rate: int) -> float:
-    if not isinstance(audio, np.ndarray) or audio.ndim != 2 or audio.shape[0] not in (1, 2):
+def _source(name: str, audio: np.ndarray | AudioSource, sample_rate: int) -> AudioSource:
+    if isinstance(audio, AudioSource):
+        channels = audio.channels
+    elif isinstance(audio, np.ndarray) and audio.ndim == 2:
+        channels = audio.shape[0]
+    else:
+        channels = None
+    if channels not in (1, 2):
         raise AudioError(f"A/B: {name} must be mono or stereo shaped (channels, samples), "
                          f"got {getattr(audio, 'shape', type(audio))}")
-    lufs = gated_loudness_lufs(audio, sample_rate)  # also checks dtype and shape
+    return check_source(audio, sample_rate, f"A/B: {name}")
+
+
+def _loudness(name: str, source: AudioSource) -> float:
+    meter = stream_meters().LoudnessMeter(source.sample_rate, source.channels)
+    feed(source, [meter])
+    lufs = meter.integrated_lufs()
     if not math.isfinite(lufs):
         raise AudioError(f"A/B: {name} is silent or shorter than 0.4 s; it has no loudness to match")
     return lufs
 
 
-def write_ab_pair(before: np.ndarray, after: np.ndarray, sample_rate: int, folder: str | os.PathLike, *,
-                  reference_lufs: float | None = None) -> dict[str, Any]:
+def _true_peak_dbtp(source: AudioSource) -> float:
+    meter = stream_meters().PeakMeter()
+    feed(source, [meter])
+    return float(meter.true_peak_dbtp)
+
+
+def _write_scaled(source: AudioSource, gain: float, path: Path) -> tuple[float, float]:
+    """Write ``source`` times ``gain`` (float32) to ``path`` block by block (``BlockWriter``: it lands
+    only when complete); returns the written samples' ``(integrated LUFS, true peak dBTP)``."""
+    stream = stream_meters()
+    loudness, peak = stream.LoudnessMeter(source.sample_rate, source.channels), stream.PeakMeter()
+    with BlockWriter(path, source.sample_rate, source.channels, "FLOAT", frames_hint=source.frames) as writer:
+        for _, block in finite_blocks(source):
+            x = np.multiply(block, gain, dtype=np.float32)
+            loudness.add(x)
+            peak.add(x)
+            writer.write(x)
+    return loudness.integrated_lufs(), float(peak.true_peak_dbtp)
+
+
+def write_ab_pair(before: np.ndarray | AudioSource, after: np.ndarray | AudioSource, sample_rate: int,
+                  folder: str | os.PathLike, *, reference_lufs: float | None = None) -> dict[str, Any]:
     """Write ``folder/ab/before.wav`` and ``folder/ab/after.wav`` at the same integrated loudness.
 
-    ``before``/``after`` are float ``(channels, samples)`` (mono or stereo, any
-    lengths) at ``sample_rate``. Returns::
+    ``before``/``after`` are float ``(channels, samples)`` arrays or
+    ``AudioSource``s (mono or stereo, any lengths) at ``sample_rate``, read a
+    block at a time. Returns::
 
         {"folder": ".../ab", "target_lufs": float, "reference": "quieter" | "fixed",
          "limited_by_headroom": bool, "matched_within_lu": float,
@@ -69,9 +104,9 @@ def write_ab_pair(before: np.ndarray, after: np.ndarray, sample_rate: int, folde
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise AudioError(f"A/B: sample rate must be a positive whole number of Hz, got {sample_rate!r}")
     sample_rate = int(sample_rate)
-    items = {"before": before, "after": after}
+    items = {"before": _source("before", before, sample_rate), "after": _source("after", after, sample_rate)}
     with ThreadPoolExecutor(max_workers=2) as pool:  # the meter's kernel releases the GIL
-        lufs_in = dict(zip(items, pool.map(lambda kv: _check(kv[0], kv[1], sample_rate), items.items())))
+        lufs_in = dict(zip(items, pool.map(lambda kv: _loudness(*kv), items.items())))
     if reference_lufs is None:
         target = min(lufs_in.values())
         reference = "quieter"
@@ -82,18 +117,18 @@ def write_ab_pair(before: np.ndarray, after: np.ndarray, sample_rate: int, folde
         target = float(reference_lufs)
         reference = "fixed"
     limited = False
-    for name, audio in items.items():
+    for name, source in items.items():
         gain = target - lufs_in[name]
         if gain > 0.0:  # turning up: keep the true peak under MAX_TRUE_PEAK_DBTP
-            room = MAX_TRUE_PEAK_DBTP - true_peak_dbtp(audio)
+            room = MAX_TRUE_PEAK_DBTP - _true_peak_dbtp(source)
             if gain > room:
                 target = lufs_in[name] + max(room, 0.0)
                 limited = True
     gains = {name: target - lufs_in[name] for name in items}
     # BS.1770 loudness moves exactly with a scalar gain (only the -70 LUFS absolute gate could
     # differ, for blocks near it), so the outputs read lufs_in + gain_db. That is checked on the
-    # float32 samples as written. Each file is made, measured and written in turn (one scaled
-    # copy of a song in memory at a time); were the check to fail, both are removed again.
+    # float32 samples as written: each file is scaled, measured and written a block at a time;
+    # were the check to fail, both are removed again.
     lufs_out = {name: lufs_in[name] + gains[name] for name in items}
     out_dir = Path(folder) / AB_FOLDER
     try:
@@ -105,15 +140,12 @@ def write_ab_pair(before: np.ndarray, after: np.ndarray, sample_rate: int, folde
     check: dict[str, float] = {}
     written: list[Path] = []
     try:
-        for name, audio in items.items():
-            x = np.multiply(audio, 10.0 ** (gains[name] / 20.0), dtype=np.float32)
-            check[name] = gated_loudness_lufs(x, sample_rate)
+        for name, source in items.items():
             path = out_dir / f"{name}.wav"
-            write_audio(path, x, sample_rate, subtype="FLOAT")  # temp file, fsync, rename
+            check[name], peak_out = _write_scaled(source, 10.0 ** (gains[name] / 20.0), path)
             written.append(path)
             result[name] = {"path": str(path), "lufs_in": float(lufs_in[name]), "gain_db": float(gains[name]),
-                            "lufs_out": float(lufs_out[name]), "true_peak_dbtp_out": float(true_peak_dbtp(x))}
-            del x
+                            "lufs_out": float(lufs_out[name]), "true_peak_dbtp_out": peak_out}
         spread = abs(check["after"] - check["before"])
         if not spread <= MATCH_TOLERANCE_LU:  # pragma: no cover - a scalar gain moves BS.1770 loudness exactly
             raise AudioError(f"A/B: level match failed ({spread:.3f} LU apart after gain)")

@@ -7,11 +7,16 @@ fast. PNGs are rendered into memory and written atomically
 
 ``tonal_balance`` computes the curve to plot: the long-term power spectrum
 (Hann frames of 32768 samples, 50 % overlap, channel mean: the Welch
-estimate of ``translation.long_term_spectra``) summed over fractional-octave
+estimate of ``translation.LongTermSpectrum``, accumulated a block at a time)
+summed over fractional-octave
 bands (1/3 octave by default) centred on a log grid from 20 Hz to 20 kHz
 (or 0.45 x the rate). ``meters.spectral.resonance_profile`` has a
 1/6-octave curve too, but of the mid channel only and from 50 Hz, which cuts
-off the sub-bass a tonal-balance view is mostly about.
+off the sub-bass a tonal-balance view is mostly about. ``short_term_curve`` is
+a streaming loudness meter's short-term values. Both read their audio (an
+array or an ``AudioSource``, shaped ``(channels, samples)``) in blocks and keep
+only per-bin sums and per-hop figures, so their memory does not grow with
+the song's length; ``tonal_balance_and_short_term`` does both in one pass.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from typing import Mapping
 import numpy as np
 
 from stemmaster.atomic import atomic_write_bytes
-from stemmaster.checks.translation import long_term_spectra
+from stemmaster.audio_source import AudioSource, as_source
+from stemmaster.checks.blocks import CHECK_BLOCK, feed, stream_meters
+from stemmaster.checks.translation import LongTermSpectrum
 from stemmaster.errors import AudioError
-from stemmaster.meters.loudness import SHORT_TERM_S, HOP_S, check_meter_audio, short_term_lufs
+from stemmaster.meters.loudness import SHORT_TERM_S, HOP_S, check_meter_audio
 
 _FLOOR_DB = -150.0
 _N_FFT = 32768  # 1.3 Hz bins at 44.1 kHz: several per 1/3 octave down to 20 Hz
@@ -36,21 +43,29 @@ _SIZE_IN = (9.0, 4.5)
 _COLOURS = ("#1f4e9c", "#d1495b", "#2a9d3f", "#8a4fbf", "#e07b00", "#444444")
 
 
-def tonal_balance(audio: np.ndarray, sample_rate: int, *, fraction: int = 3,
-                  points_per_octave: int = 12) -> tuple[np.ndarray, np.ndarray]:
+def tonal_balance(audio: np.ndarray | AudioSource, sample_rate: int, *, fraction: int = 3,
+                  points_per_octave: int = 12, block: int = CHECK_BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """Fractional-octave smoothed long-term spectrum: ``(frequencies_hz, level_db)``.
 
-    ``level_db[i]`` is the power (mean square per channel, dB re full scale)
-    in the 1/``fraction``-octave band centred on ``frequencies_hz[i]``; the
-    centres are ``points_per_octave`` per octave from 20 Hz up to 20 kHz or
-    0.45 x ``sample_rate``. Bands with no energy read -150 dB.
+    ``audio`` is float ``(channels, samples)`` or an ``AudioSource``, read
+    ``block`` frames at a time. ``level_db[i]`` is the power (mean square per
+    channel, dB re full scale) in the 1/``fraction``-octave band centred on
+    ``frequencies_hz[i]``; the centres are ``points_per_octave`` per octave
+    from 20 Hz up to 20 kHz or 0.45 x ``sample_rate``. Bands with no energy read -150 dB.
     """
-    check_meter_audio(audio, sample_rate)
+    source = _source(audio, sample_rate, "tonal balance")
     if fraction not in (1, 3, 6, 12, 24):
         raise AudioError(f"tonal balance: fraction must be 1, 3, 6, 12 or 24 (1/n octave), got {fraction!r}")
-    if audio.shape[1] < 1024:
-        raise AudioError(f"tonal balance: audio too short ({audio.shape[1]} samples; at least 1024)")
-    f, auto, _ = long_term_spectra(audio, sample_rate, n_fft=_N_FFT)
+    if source.frames < 1024:
+        raise AudioError(f"tonal balance: audio too short ({source.frames} samples; at least 1024)")
+    spectrum = LongTermSpectrum(source.channels, source.sample_rate, source.frames, _N_FFT)
+    feed(source, [spectrum], block)
+    return _smoothed(*spectrum.result()[:2], source.sample_rate, fraction, points_per_octave)
+
+
+def _smoothed(f: np.ndarray, auto: np.ndarray, sample_rate: int, fraction: int,
+              points_per_octave: int) -> tuple[np.ndarray, np.ndarray]:
+    """The channel mean of the spectra ``auto`` ``(channels, bins)`` summed in fractional-octave bands."""
     power = auto.mean(axis=0)
     top = min(20000.0, 0.45 * sample_rate)
     octaves = math.log2(top / 20.0)
@@ -67,13 +82,46 @@ def tonal_balance(audio: np.ndarray, sample_rate: int, *, fraction: int = 3,
     return centres, level
 
 
-def short_term_curve(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """Short-term loudness (EBU Tech 3341, 3 s windows every 100 ms): ``(times_s, lufs)``.
+def short_term_curve(audio: np.ndarray | AudioSource, sample_rate: int, *,
+                     block: int = CHECK_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """Short-term loudness (EBU Tech 3341, 3 s windows every 100 ms): ``(times_s, lufs)``, from a
+    streaming loudness meter fed ``block`` frames at a time.
 
     ``times_s[k]`` is the end of window ``k`` (when a meter shows the value).
     """
-    lufs = short_term_lufs(audio, sample_rate)
+    source = _source(audio, sample_rate, "short-term loudness")
+    meter = stream_meters().LoudnessMeter(source.sample_rate, source.channels)
+    feed(source, [meter], block)
+    lufs = np.asarray(meter.short_term_lufs(), dtype=np.float64)
     return SHORT_TERM_S + HOP_S * np.arange(lufs.shape[0]), lufs
+
+
+def tonal_balance_and_short_term(audio: np.ndarray | AudioSource, sample_rate: int, *,
+                                 block: int = CHECK_BLOCK) -> tuple[tuple[np.ndarray, np.ndarray],
+                                                                    tuple[np.ndarray, np.ndarray]]:
+    """``(tonal_balance(audio), short_term_curve(audio))`` in one pass over ``audio`` (1/3 octave,
+    12 points per octave)."""
+    source = _source(audio, sample_rate, "tonal balance")
+    if source.frames < 1024:
+        raise AudioError(f"tonal balance: audio too short ({source.frames} samples; at least 1024)")
+    spectrum = LongTermSpectrum(source.channels, source.sample_rate, source.frames, _N_FFT)
+    meter = stream_meters().LoudnessMeter(source.sample_rate, source.channels)
+    feed(source, [spectrum, meter], block, threads=2)
+    lufs = np.asarray(meter.short_term_lufs(), dtype=np.float64)
+    curve = _smoothed(*spectrum.result()[:2], source.sample_rate, 3, 12)
+    return curve, (SHORT_TERM_S + HOP_S * np.arange(lufs.shape[0]), lufs)
+
+
+def _source(audio: np.ndarray | AudioSource, sample_rate: int, what: str) -> AudioSource:
+    if isinstance(audio, np.ndarray):
+        check_meter_audio(audio[:, :0] if audio.ndim == 2 else audio, sample_rate)  # shape, dtype, rate
+        return as_source(audio, sample_rate)
+    if not isinstance(audio, AudioSource):
+        raise AudioError(f"{what}: audio must be an array shaped (channels, samples) or an AudioSource")
+    check_meter_audio(np.zeros((audio.channels, 0), dtype=np.float32), audio.sample_rate)
+    if int(sample_rate) != audio.sample_rate:
+        raise AudioError(f"{what}: the audio is at {audio.sample_rate} Hz, not {sample_rate} Hz")
+    return audio
 
 
 # ---------------------------------------------------------------- validation

@@ -35,20 +35,22 @@ measurements of a particular device:
   target curves carry several dB of bass lift for it). The woofers' own
   roll-off is left out: cabin gain largely makes up for it.
 
-Cost: one long-term spectrum of the master (its channels' auto-spectra and
-the L-R cross-spectrum); each check's band energies are that times the
-model's power response (filtering is linear), so only its loudness needs the
-filtered signal: one pass of second-order sections (the Numba biquad kernel
-of ``dsp/biquad.py``) and one gated loudness per check, the checks run side
-by side in threads (the kernels release the GIL). No Python loops over
-samples. About 1.6 s for a 4-minute stereo master on 2 cores.
+Cost: one pass over the master, a block at a time (an array or an
+``AudioSource``; memory does not grow with the song's length): each block
+goes to one long-term spectrum of the master (its channels' auto-spectra and
+the L-R cross-spectrum, Welch frames straddling the blocks completed from a
+carried tail) and to one streaming loudness meter per check
+(``meters.stream.LoudnessMeter`` with the model's sections, folded to mono
+for the mono models), side by side in threads (the kernels release the GIL).
+Each check's band energies are the master's spectrum times the model's power
+response (filtering is linear), so only its loudness needs the filtered
+signal. No Python loops over samples.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +58,10 @@ import numpy as np
 import scipy.fft
 from scipy.signal import butter, sosfreqz
 
+from stemmaster.audio_source import AudioSource, as_source
+from stemmaster.checks.blocks import CHECK_BLOCK, check_source, feed, stream_meters
 from stemmaster.dsp.biquad import sos_filter
 from stemmaster.errors import AudioError
-from stemmaster.meters.loudness import check_meter_audio, gated_loudness_through
 
 # (name, low Hz, high Hz); the last band runs to Nyquist
 BANDS: tuple[tuple[str, float, float], ...] = (
@@ -174,11 +177,65 @@ def render_check(master: np.ndarray, sample_rate: int, name: str) -> np.ndarray:
 # ---------------------------------------------------------------- measures
 
 
-def long_term_spectra(audio: np.ndarray, sample_rate: int,
-                      n_fft: int = _N_FFT) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+class LongTermSpectrum:
+    """Welch long-term power spectra accumulated block by block.
+
+    Feed consecutive blocks ``(channels, n)`` of a signal of ``frames`` frames
+    with ``add``; ``result()`` then gives what :func:`long_term_spectra` of the
+    whole signal gives. Hann frames of ``n_fft`` samples (clamped to
+    ``frames``) at 50 % overlap start every ``n_fft / 2`` samples from the first;
+    a frame straddling two blocks is completed from the tail of the earlier
+    one, carried over (less than ``n_fft`` frames), so nothing else is kept
+    between blocks but the sums per bin.
+    """
+
+    def __init__(self, channels: int, sample_rate: int, frames: int, n_fft: int = _N_FFT) -> None:
+        self.sample_rate = int(sample_rate)
+        self.n_fft = max(2, min(int(n_fft), int(frames)))
+        self.hop = max(1, self.n_fft // 2)
+        self.window = np.hanning(self.n_fft + 1)[:-1].astype(np.float32)
+        bins = self.n_fft // 2 + 1
+        self.auto = np.zeros((channels, bins))
+        self.cross = np.zeros(bins) if channels == 2 else None
+        self.count = 0  # frames summed
+        self._tail = np.zeros((channels, 0), dtype=np.float32)
+
+    def add(self, block: np.ndarray) -> None:
+        """Add the next block ``(channels, n)`` of the signal."""
+        block = np.asarray(block, dtype=np.float32)
+        data = np.concatenate([self._tail, block], axis=1) if self._tail.shape[1] else block
+        usable = (data.shape[1] - self.n_fft) // self.hop + 1 if data.shape[1] >= self.n_fft else 0
+        if usable:
+            frames = np.lib.stride_tricks.sliding_window_view(data, self.n_fft, axis=-1)[:, ::self.hop][:, :usable]
+            for k in range(0, usable, _FRAMES_PER_FFT):  # blocks of frames: the working set stays small
+                z = scipy.fft.rfft(frames[:, k:k + _FRAMES_PER_FFT] * self.window, axis=-1, workers=-1)
+                for c in range(z.shape[0]):
+                    self.auto[c] += np.einsum("ij,ij->j", z[c].real, z[c].real, dtype=np.float64)
+                    self.auto[c] += np.einsum("ij,ij->j", z[c].imag, z[c].imag, dtype=np.float64)
+                if self.cross is not None:
+                    self.cross += np.einsum("ij,ij->j", z[0].real, z[1].real, dtype=np.float64)
+                    self.cross += np.einsum("ij,ij->j", z[0].imag, z[1].imag, dtype=np.float64)
+            self.count += usable
+        self._tail = np.array(data[:, usable * self.hop:], dtype=np.float32)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(frequencies_hz, auto, cross)`` as :func:`long_term_spectra` returns them."""
+        scale = np.full(self.auto.shape[1], 2.0 / (max(self.count, 1) * self.n_fft
+                                                   * float(np.sum(self.window.astype(np.float64) ** 2))))
+        scale[0] /= 2.0  # one-sided: DC (and Nyquist for even n_fft) appear once
+        if self.n_fft % 2 == 0:
+            scale[-1] /= 2.0
+        cross = None if self.cross is None else self.cross * scale
+        return np.fft.rfftfreq(self.n_fft, 1.0 / self.sample_rate), self.auto * scale, cross
+
+
+def long_term_spectra(audio: np.ndarray | AudioSource, sample_rate: int, n_fft: int = _N_FFT,
+                      block: int = CHECK_BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Long-term power spectra: ``(frequencies_hz, auto, cross)``.
 
-    ``auto`` ``(channels, bins)`` is each channel's mean square per bin (its
+    ``audio`` is an array ``(channels, samples)`` or an ``AudioSource``, read
+    ``block`` frames at a time (:class:`LongTermSpectrum`). ``auto``
+    ``(channels, bins)`` is each channel's mean square per bin (its
     sum over the bins is the channel's mean square); ``cross`` ``(bins,)`` is
     the real part of the L-R cross-spectrum on the same scale (``None`` for
     mono), so the mono fold-down's spectrum is ``(auto[0] + auto[1] + 2 *
@@ -186,31 +243,11 @@ def long_term_spectra(audio: np.ndarray, sample_rate: int,
     50 % overlap, float32 FFTs in blocks of frames (Welch's method, several
     times faster than ``scipy.signal.welch``).
     """
-    x = np.asarray(audio, dtype=np.float32)
-    n_fft = max(2, min(int(n_fft), x.shape[1]))
-    hop = max(1, n_fft // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft, axis=-1)[:, ::hop]
-    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
-    channels, count = frames.shape[0], frames.shape[1]
-    bins = n_fft // 2 + 1
-    auto = np.zeros((channels, bins))
-    cross = np.zeros(bins) if channels == 2 else None
-    for k in range(0, count, _FRAMES_PER_FFT):  # blocks of frames: the working set stays small
-        z = scipy.fft.rfft(frames[:, k:k + _FRAMES_PER_FFT] * window, axis=-1, workers=-1)
-        for c in range(channels):
-            auto[c] += np.einsum("ij,ij->j", z[c].real, z[c].real, dtype=np.float64)
-            auto[c] += np.einsum("ij,ij->j", z[c].imag, z[c].imag, dtype=np.float64)
-        if cross is not None:
-            cross += np.einsum("ij,ij->j", z[0].real, z[1].real, dtype=np.float64)
-            cross += np.einsum("ij,ij->j", z[0].imag, z[1].imag, dtype=np.float64)
-    scale = np.full(bins, 2.0 / (count * n_fft * float(np.sum(window.astype(np.float64) ** 2))))
-    scale[0] /= 2.0  # one-sided: DC (and Nyquist for even n_fft) appear once
-    if n_fft % 2 == 0:
-        scale[-1] /= 2.0
-    auto *= scale
-    if cross is not None:
-        cross *= scale
-    return np.fft.rfftfreq(n_fft, 1.0 / sample_rate), auto, cross
+    source = as_source(audio, sample_rate)
+    acc = LongTermSpectrum(source.channels, sample_rate, source.frames, n_fft)
+    for _, x in source.blocks(block):
+        acc.add(x)
+    return acc.result()
 
 
 def _band_sums(f: np.ndarray, power: np.ndarray) -> np.ndarray:
@@ -247,50 +284,57 @@ def _finite_or_none(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
-def _check_master(master: np.ndarray, sample_rate: int) -> np.ndarray:
-    if not isinstance(master, np.ndarray) or master.ndim != 2:
+def _check_master(master: np.ndarray | AudioSource, sample_rate: int) -> AudioSource:
+    if not isinstance(master, AudioSource) and (not isinstance(master, np.ndarray) or master.ndim != 2):
         raise AudioError(f"master must be a 2-D array shaped (channels, samples), got {getattr(master, 'shape', type(master))}")
-    if master.shape[0] not in (1, 2):
-        raise AudioError(f"translation checks take mono or stereo, got {master.shape[0]} channels")
-    check_meter_audio(master, sample_rate)
-    if master.shape[1] < int(0.4 * sample_rate):
-        raise AudioError(f"master too short for translation checks ({master.shape[1]} samples; at least 0.4 s)")
-    return master
+    channels = master.channels if isinstance(master, AudioSource) else master.shape[0]
+    if channels not in (1, 2):
+        raise AudioError(f"translation checks take mono or stereo, got {channels} channels")
+    source = check_source(master, sample_rate, "translation checks")
+    if source.frames < int(0.4 * source.sample_rate):
+        raise AudioError(f"master too short for translation checks ({source.frames} samples; at least 0.4 s)")
+    return source
 
 
-def translation_checks(master: np.ndarray, sample_rate: int,
-                       checks: tuple[str, ...] = CHECKS) -> list[TranslationCheck]:
+def translation_checks(master: np.ndarray | AudioSource, sample_rate: int,
+                       checks: tuple[str, ...] = CHECKS, *, block: int = CHECK_BLOCK) -> list[TranslationCheck]:
     """Run the translation checks ``checks`` (default all of :data:`CHECKS`) on ``master``.
 
-    ``master`` is float32/float64 ``(channels, samples)``, mono or stereo, at
-    least 0.4 s long. Returns one :class:`TranslationCheck` per check, in
-    order (``[c.to_dict() for c in ...]`` for JSON). Raises AudioError for
-    bad or silent input.
+    ``master`` is float32/float64 ``(channels, samples)`` or an ``AudioSource``,
+    mono or stereo, at least 0.4 s long, read ``block`` frames at a time in one
+    pass: each block goes to the master's loudness meter, one streaming
+    loudness meter per check (its playback model's sections, folded to mono
+    where the model is mono) and the long-term spectrum. Returns one
+    :class:`TranslationCheck` per check, in order (``[c.to_dict() for c in
+    ...]`` for JSON). Raises AudioError for bad or silent input.
     """
-    master = _check_master(master, sample_rate)
-    sample_rate = int(sample_rate)
-    no_filter = np.zeros((0, 6))
-    ref_lufs = gated_loudness_through(master, sample_rate, no_filter, fold_mono=master.shape[0] == 1)
-    if not math.isfinite(ref_lufs):
-        raise AudioError("master is silent (below the -70 LUFS gate); nothing to check")
-    f, auto, cross = long_term_spectra(master, sample_rate)
-    ref_bands = _band_sums(f, auto.mean(axis=0))
-    floor = ref_bands.sum() * 10.0 ** (_EMPTY_BAND_DB / 10.0)
-    out = []
+    source = _check_master(master, sample_rate)
+    sample_rate = source.sample_rate
+    channels = source.channels
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
         raise AudioError(f"unknown translation check(s) {', '.join(map(repr, unknown))} (known: {', '.join(CHECKS)})")
-
-    def loudness_of(name: str) -> float:
-        # the loudness of render_check's output (dual mono when it is mono), in one sweep
-        # through the model's filter and the K-weighting without a filtered copy of the song
-        return gated_loudness_through(master, sample_rate, check_sections(name, sample_rate),
-                                      fold_mono=name in ("mono", "phone") or master.shape[0] == 1)
-
-    # the filter and meter kernels release the GIL: the checks run side by side
-    with ThreadPoolExecutor(max_workers=max(1, min(len(checks), os.cpu_count() or 1))) as pool:
-        loudness = list(pool.map(loudness_of, checks))
-    for name, lufs in zip(checks, loudness):
+    Meter = stream_meters().LoudnessMeter
+    reference = Meter(sample_rate, channels, fold_mono=channels == 1)
+    # the loudness of render_check's output (dual mono when it is mono), through the model's filter
+    # and the K-weighting, a block at a time, without a filtered copy of the song
+    meters = []
+    for name in checks:
+        sos = check_sections(name, sample_rate)
+        meters.append(Meter(sample_rate, channels, sos=sos if len(sos) else None,
+                            fold_mono=name in ("mono", "phone") or channels == 1))
+    spectrum = LongTermSpectrum(channels, sample_rate, source.frames)
+    # the filter and meter kernels release the GIL: the meters take each block side by side
+    feed(source, [spectrum, reference, *meters], block, threads=os.cpu_count() or 1)
+    ref_lufs = reference.integrated_lufs()
+    if not math.isfinite(ref_lufs):
+        raise AudioError("master is silent (below the -70 LUFS gate); nothing to check")
+    f, auto, cross = spectrum.result()
+    ref_bands = _band_sums(f, auto.mean(axis=0))
+    floor = ref_bands.sum() * 10.0 ** (_EMPTY_BAND_DB / 10.0)
+    out = []
+    for name, meter in zip(checks, meters):
+        lufs = meter.integrated_lufs()
         bands = _band_sums(f, _check_power(name, f, auto, cross, sample_rate))
         change: dict[str, float | None] = {}
         for (band, _, _), e_ref, e in zip(BANDS, ref_bands, bands):
@@ -302,7 +346,7 @@ def translation_checks(master: np.ndarray, sample_rate: int,
                 if loss is not None and loss < -MONO_LOSS_WARN_DB:
                     warnings.append(f"{band} loses {-loss:.1f} dB in mono: wide or out-of-phase content cancels")
         out.append(TranslationCheck(
-            name=name, description=_DESCRIPTIONS[name], channels=1 if name in ("mono", "phone") else int(master.shape[0]),
+            name=name, description=_DESCRIPTIONS[name], channels=1 if name in ("mono", "phone") else channels,
             loudness_lufs=_finite_or_none(lufs),
             loudness_change_lu=_finite_or_none(lufs - ref_lufs),
             band_change_db=change, warnings=warnings))

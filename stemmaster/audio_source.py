@@ -32,7 +32,7 @@ import soundfile as sf
 from scipy.signal import upfirdn
 
 from stemmaster.atomic import describe_os_error, land_file, remove_quietly, temp_path_for
-from stemmaster.audio_io import _resample_filter
+from stemmaster.audio_io import _resample_filter, audio_info
 from stemmaster.errors import AudioError
 
 BLOCK_FRAMES = 1 << 18  # frames per block by default: about 6 s at 44.1 kHz, 2 MB of stereo float32
@@ -88,7 +88,9 @@ class ArraySource(AudioSource):
 
 @dataclass
 class FileSource(AudioSource):
-    """A sound file read on demand (each read opens it: safe from several threads at once)."""
+    """A sound file read on demand (each read opens it: safe from several threads at once). Its
+    header is checked when the source is made (``audio_io.audio_info``: a missing, empty,
+    truncated or unsupported file, more than two channels, no frames are one-line errors)."""
 
     path: Path
     sample_rate: int = field(init=False)
@@ -98,13 +100,8 @@ class FileSource(AudioSource):
     def __post_init__(self) -> None:
         self.path = Path(self.path)
         self.name = str(self.path)
-        try:
-            info = sf.info(str(self.path))
-        except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
-            raise AudioError(f"{self.path}: cannot read ({str(exc).strip() or type(exc).__name__})") from None
-        except OSError as exc:
-            raise AudioError(f"{self.path}: cannot read ({describe_os_error(exc)})") from None
-        self.sample_rate, self.channels, self.frames = int(info.samplerate), int(info.channels), int(info.frames)
+        info = audio_info(self.path)  # the header checks every reader runs, with their one-line errors
+        self.sample_rate, self.channels, self.frames = info.sample_rate, info.channels, info.frames
 
     def read(self, start: int, stop: int) -> np.ndarray:
         start, stop = self._span(start, stop)
@@ -159,6 +156,23 @@ class StereoSource(AudioSource):
     def read(self, start: int, stop: int) -> np.ndarray:
         block = self.source.read(start, stop)
         return block if block.shape[0] == 2 else np.repeat(block, 2, axis=0)
+
+
+class PaddedSource(AudioSource):
+    """``source`` followed by silence up to ``frames`` (a stem shorter than the others)."""
+
+    def __init__(self, source: AudioSource, frames: int) -> None:
+        self.source, self.name = source, source.name
+        self.sample_rate, self.channels = source.sample_rate, source.channels
+        self.frames = max(int(frames), source.frames)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        start, stop = self._span(start, stop)
+        out = np.zeros((self.channels, stop - start), dtype=np.float32)
+        end = min(stop, self.source.frames)
+        if end > start:
+            out[:, :end - start] = self.source.read(start, end)
+        return out
 
 
 def as_source(audio: AudioSource | np.ndarray, sample_rate: int | None = None, name: str = "audio") -> AudioSource:

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from stemmaster.atomic import atomic_write_text
-from stemmaster.audio_io import read_audio, resample
+from stemmaster.audio_source import AudioSource, FileSource, PaddedSource, ResampledSource, StereoSource
 from stemmaster.diagnosis import Diagnosis, diagnose
 from stemmaster.diagnosis.auto import AutoResult, auto_chains
 from stemmaster.diagnosis.findings import Finding
@@ -82,11 +81,9 @@ def diagnose_project(project: Project, project_dir: Path, *, use_cache: bool = T
     stems = load_stems(project, project_dir)
     mix, source = None, "stems"
     if project.source_kind == "render" and project.sources:
-        audio, rate = read_audio(project_dir / project.sources[0].path)
-        if rate != project.sample_rate:
-            audio = resample(audio, rate, project.sample_rate)
-        mix, source = (np.repeat(audio, 2, axis=0) if audio.shape[0] == 1 else audio), "render"
-    d = diagnose([(s.name, s.role, s.audio) for s in stems], project.sample_rate, mix=mix, source=source)
+        mix, source = render_source(project_dir / project.sources[0].path, project.sample_rate), "render"
+    d = diagnose([(s.name, s.role, s.source(project.sample_rate)) for s in stems], project.sample_rate, mix=mix,
+                 source=source)
     doc = {"schema": CACHE_SCHEMA, "fingerprint": _fingerprint(project, project_dir), "diagnosis": d.to_dict()}
     atomic_write_text(project_dir / CACHE_NAME, json.dumps(json_safe(doc), indent=1, allow_nan=False) + "\n")
     return d
@@ -101,25 +98,19 @@ def diagnose_path(path: Path) -> Diagnosis:
     if not path.exists():
         raise AudioError(f"{path}: no such file or folder")
     if path.is_file():
-        audio, rate = read_audio(path)
-        return diagnose([], rate, mix=audio)
+        mix = FileSource(path)
+        return diagnose([], mix.sample_rate, mix=mix)
     files, _ = scan_stems_dir(path)
     if not files:
         raise AudioError(f"{path}: no audio files in the folder")
-    read = [(f, *read_audio(f)) for f in files]
-    rates = [r for _, _, r in read]
+    sources = [FileSource(f) for f in files]
+    rates = [s.sample_rate for s in sources]
     rate = max(set(rates), key=rates.count)
+    sources = [StereoSource(s if s.sample_rate == rate else ResampledSource(s, rate)) for s in sources]
+    n = max(s.frames for s in sources)
     names = unique_names([stem_name_from_file(f.name) for f in files])
-    stems = []
-    for name, (f, audio, r) in zip(names, read):
-        if r != rate:
-            audio = resample(audio, r, rate)
-        if audio.shape[0] == 1:
-            audio = np.repeat(audio, 2, axis=0)
-        stems.append((name, role_from_name(f.name), audio))
-    n = max(a.shape[1] for _, _, a in stems)
-    stems = [(name, role, np.pad(a, ((0, 0), (0, n - a.shape[1])))) for name, role, a in stems]
-    return diagnose(stems, rate)
+    return diagnose([(name, role_from_name(f.name), PaddedSource(s, n)) for name, f, s in zip(names, files, sources)],
+                    rate)
 
 
 def apply_auto(project: Project, diagnosis: Diagnosis) -> AutoResult:
@@ -138,13 +129,20 @@ def diagnose_render(stems: list[tuple[str, str]], render_folder: Path) -> Diagno
     for name, role in stems:
         path = render_folder / "stems" / f"{name}.wav"
         if path.is_file():
-            audio, rate = read_audio(path)
-            found.append((name, role, audio))
+            found.append((name, role, StereoSource(FileSource(path))))
     masters = sorted(render_folder.glob("master_*bit.wav"), reverse=True)  # 24-bit before 16-bit
     if not masters:
         raise ProjectError(f"{render_folder}: no master file")
-    mix, rate = read_audio(masters[0])
-    return diagnose(found, rate, mix=mix, source="stems")
+    mix = FileSource(masters[0])
+    return diagnose(found, mix.sample_rate, mix=mix, source="stems")
+
+
+def render_source(path: Path, sample_rate: int) -> AudioSource:
+    """A render (the mix a project was separated from) as a stereo source at ``sample_rate``."""
+    source: AudioSource = FileSource(path)
+    if source.sample_rate != sample_rate:
+        source = ResampledSource(source, sample_rate)
+    return StereoSource(source)
 
 
 def auto_report(result: AutoResult, before: Diagnosis, after: Diagnosis) -> dict[str, Any]:

@@ -262,15 +262,16 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
         raise Cancelled("mastering cancelled")
 
     limiter = replace(settings.true_peak_limiter, ceiling_dbtp=bus.ceiling_dbtp)
-    energy = k_weighted_energy(x, sample_rate)  # the estimate passes measure K(x) * drive * gain
-    pre_lufs = gated_loudness_of_energy(energy, sample_rate)
-    envelope = detector_envelope(x)  # linear in the drive: measured once for every pass
+    # the estimate passes measure K(x) * drive * gain; the detector envelope is linear in the
+    # drive: both are measured once for every pass (and dropped after the search)
+    signals = {"energy": k_weighted_energy(x, sample_rate), "envelope": detector_envelope(x)}
+    pre_lufs = gated_loudness_of_energy(signals["energy"], sample_rate)
     out: dict[str, Any] = {}  # the verified pass's output, gain curve, peak and drive
 
     def estimate(drive_lin: float) -> float:  # within 0.01 LU of measuring y itself, without K-weighting again
-        gain = limiter.estimate_gain(envelope, sample_rate, scale=drive_lin)
+        gain = limiter.estimate_gain(signals["envelope"], sample_rate, scale=drive_lin)
         gain *= drive_lin
-        return gated_loudness_of_energy(energy, sample_rate, gain)
+        return gated_loudness_of_energy(signals["energy"], sample_rate, gain)
 
     def verify(drive_lin: float) -> float:
         nonlocal x
@@ -279,13 +280,13 @@ def master_bus(mix: np.ndarray, sample_rate: int, settings: MasterSettings, *,
             x /= out["gain"]
             x /= out["drive_lin"]
         # the output replaces x, which no pass needs after this one
-        y, gain, peak = limiter.limit(x, sample_rate, envelope=envelope, scale=drive_lin, in_place=True)
+        y, gain, peak = limiter.limit(x, sample_rate, envelope=signals["envelope"], scale=drive_lin, in_place=True)
         out.update(y=y, gain=gain, peak=peak, drive_lin=drive_lin)
         return gated_loudness_lufs(y, sample_rate)
 
     drive, lufs, iterations = search_drive(bus, pre_lufs, estimate, verify, log=log, report=report,
                                            is_cancelled=is_cancelled)
-    del energy, envelope
+    signals.clear()
     report(1.0, "bus master done")
     y, gain, peak, drive_lin = out["y"], out["gain"], out["peak"], out["drive_lin"]
     bus_gain = gain * drive_lin if gain.size else np.full(samples, drive_lin)

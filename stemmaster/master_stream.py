@@ -40,7 +40,7 @@ import numpy as np
 from stemmaster.audio_source import AudioSource, BlockWriter, FileSource
 from stemmaster.dsp.highpass import edge_pad_length
 from stemmaster.dsp.limiter import _REACH, PEAK_GUARD, detector_envelope
-from stemmaster.errors import AudioError, Cancelled, StemmasterError
+from stemmaster.errors import AudioError, Cancelled
 from stemmaster.master import (CancelCheck, MasterResult, MasterSettings, Progress, bus_linear, search_drive)
 from stemmaster.meters.analysis import Metrics
 from stemmaster.meters.loudness import k_weighted_energy, k_weighting_sos

@@ -15,10 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from stemmaster import judge
-from stemmaster.audio_io import read_audio, resample
+from stemmaster.audio_source import FileSource
 from stemmaster.diagnosis import diagnose
 from stemmaster.diagnosis.auto import auto_chains
 from stemmaster.errors import StemmasterError
@@ -65,10 +63,8 @@ def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSet
                              progress=_sub(progress, 0.05, 0.7), cancel=cancel)
             stems, record = project.stems, project.separation
             render_from = 0.7
-        audio_stems = []
-        for s in stems:
-            audio, _ = read_audio(project_dir / s.path)
-            audio_stems.append(StemAudio(s.name, s.role, audio, chain=dict(s.chain)))
+        audio_stems = [StemAudio(s.name, s.role, FileSource(project_dir / s.path), chain=dict(s.chain))
+                       for s in stems]  # read a block at a time by every stage
         before = _diagnose_source(src, audio_stems, rate, separated=record is not None)
         result = None
         if auto:
@@ -82,11 +78,11 @@ def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSet
                                progress=_sub(_sub(progress, render_from, 1.0), 0.0, 0.75 if checks else 1.0), cancel=cancel,
                                separation=asdict(record) if record else None, checks_pending=checks)
         _move_into(render_dir, outdir)
-    outcome.folder = outdir
-    outcome.master_files = [outdir / p.name for p in outcome.master_files]
-    if checks:
-        run_checks_phase(outcome, audio_stems, rate, settings, progress=_sub(_sub(progress, render_from, 1.0), 0.75, 1.0),
-                         cancel=cancel)
+        outcome.folder = outdir
+        outcome.master_files = [outdir / p.name for p in outcome.master_files]
+        if checks:  # while the imported stems (the "before" of the A/B) are still on disk
+            run_checks_phase(outcome, audio_stems, rate, settings,
+                             progress=_sub(_sub(progress, render_from, 1.0), 0.75, 1.0), cancel=cancel)
     auto_info = None
     if result is not None:
         after = judge.diagnose_render([(s.name, s.role) for s in audio_stems], outdir)
@@ -97,13 +93,8 @@ def remaster(src: Path, outdir: Path, *, settings_transform: Callable[[MasterSet
 
 def _diagnose_source(src: Path, stems: list[StemAudio], rate: int, *, separated: bool):
     """The diagnosis of the stems; for a separated render, with the render itself as the mix."""
-    mix = None
-    if separated:
-        audio, src_rate = read_audio(src)
-        if src_rate != rate:
-            audio = resample(audio, src_rate, rate)
-        mix = np.repeat(audio, 2, axis=0) if audio.shape[0] == 1 else audio
-    return diagnose([(s.name, s.role, s.audio) for s in stems], rate, mix=mix,
+    mix = judge.render_source(src, rate) if separated else None
+    return diagnose([(s.name, s.role, s.source(rate)) for s in stems], rate, mix=mix,
                     source="render" if separated else "stems")
 
 

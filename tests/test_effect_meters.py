@@ -1,5 +1,5 @@
 """EffectMeter: a repair's effect measured from consecutive blocks of its input and output equals
-pipeline.repair_effects on the whole arrays, on signals with known answers and on the demo stems,
+meters.effects.repair_effects on the whole arrays, on signals with known answers and on the demo stems,
 and its memory does not grow with the song beyond its per-frame figures."""
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from stemmaster.dsp.deharsher import DeHarsher
 from stemmaster.dsp.eq import _peaking
 from stemmaster.dsp.low_end_mono import LowEndMono
 from stemmaster.dsp.transient_shaper import TransientShaper
-from stemmaster.meters.effects import EffectMeter
+from stemmaster.meters.effects import EffectMeter, repair_effects
 from stemmaster.meters.spectral import _HitCrest, _Sibilance, _top_frames, sibilant_frames
-from stemmaster.pipeline import repair_effects
 from stemmaster.repair import build_chain, default_chain
 from tests.diagnosis_signals import SR, clean_stems
 

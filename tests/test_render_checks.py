@@ -194,7 +194,7 @@ def test_cancelled_checks_leave_the_master_and_a_valid_report(tmp_path):
     assert state["asked"] >= 1
     report = _assert_master_intact(outcome.folder, "cancelled")
     assert "cancelled" in report["checks"]["reason"]
-    assert outcome.report["checks"]["status"] == "cancelled" and outcome.master_audio is None
+    assert outcome.report["checks"]["status"] == "cancelled"
     # the render is recorded in the project as any other
     assert [r.id for r in ws.load("song").renders] == ["001"]
 
@@ -255,7 +255,7 @@ def test_rerun_replaces_the_files_and_a_cancelled_rerun_keeps_them(rendered, tmp
     folder = tmp_path / "copy"
     shutil.copytree(outcome.folder, folder)
     p = ws.load("song")
-    before = source_sum(load_stems(p, ws.project_dir("song")))
+    before = source_sum(load_stems(p, ws.project_dir("song")), p.sample_rate)  # read a block at a time
     after, sr = read_audio(folder / "master_24bit.wav")
     old_ab = (folder / "ab" / "after.wav").read_bytes()
     old_png = (folder / "plots" / "tonal_balance.png").read_bytes()

@@ -782,7 +782,7 @@ def stem_spectrum(ws: Workspace, project: Project, stem_name: str, *, bands: int
     """The working stem's long-term tonal balance, 1/3-octave from 20 Hz up, as ``bands`` values in
     dB (for a sparkline), and a one-line caption (its loudest band). Cached per file and
     modification time, so moving the cursor over the stems reads each file once."""
-    from stemmaster.audio_io import read_audio
+    from stemmaster.audio_source import FileSource
     from stemmaster.checks.plots import tonal_balance
 
     stem = next(s for s in project.stems if s.name == stem_name)
@@ -790,8 +790,8 @@ def stem_spectrum(ws: Workspace, project: Project, stem_name: str, *, bands: int
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _SPECTRA:
-        audio, rate = read_audio(path)
-        freqs, level = tonal_balance(audio, rate)
+        source = FileSource(path)  # read a block at a time: a long stem is never held whole
+        freqs, level = tonal_balance(source, source.sample_rate)
         idx = [int(round(i)) for i in __import__("numpy").linspace(0, len(freqs) - 1, bands)]
         _SPECTRA[key] = [float(freqs[i]) for i in idx] + [float(level[i]) for i in idx]
     values = _SPECTRA[key]

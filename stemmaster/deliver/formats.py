@@ -18,7 +18,7 @@ file of one format:
    measured with :func:`stemmaster.meters.truepeak.true_peak_dbtp` (4x, the
    meter the manifest and the reports use) and, while over, the float signal is
    trimmed by the overshoot plus 0.001 dB and quantised again (as
-   ``pipeline.quantized_master`` does). For MP3 the *decoded* file is measured
+   ``pipeline.write_masters`` does). For MP3 the *decoded* file is measured
    (libsndfile, else ffmpeg; the decoder the manifest uses): a lossy encode
    overshoots its input by a few tenths of a dB, so the trim there takes the
    codec's overshoot into account. A file that cannot be brought under the
@@ -100,7 +100,7 @@ FORMATS: dict[str, FormatSpec] = {
 OUT_RATES = (44100, 48000)
 MP3_BITRATE_KBPS = 320
 MP3_ENCODER_DELAY = 576  # LAME's encoder delay (ENCDELAY) at any CBR setting
-CEILING_MARGIN_DB = 0.001  # a trim lands this far under the ceiling (PCM), as quantized_master
+CEILING_MARGIN_DB = 0.001  # a trim lands this far under the ceiling (PCM), as write_masters
 MP3_CEILING_MARGIN_DB = 0.05  # the codec's overshoot moves a little with the level: aim a bit lower
 MAX_TRIM_PASSES = 4
 _MP3_BLOCK = 1 << 16  # frames handed to the encoder per call

@@ -1,8 +1,8 @@
 """What a repair did, measured on its input and output fed a block at a time.
 
 ``EffectMeter`` takes consecutive blocks ``(channels, n)`` of a stage's input
-and output (``add``) and gives what ``pipeline.repair_effects`` gives for that
-stage on the whole arrays (``result``). It runs the accumulators the
+and output (``add``) and gives what ``repair_effects`` gives for that stage on
+the whole arrays (``result``). It runs the accumulators the
 whole-array measures of ``meters.spectral`` run (those are the same
 accumulators fed one block), with the frames that straddle a block boundary
 completed from the next block, so the frames are the whole signal's; only the
@@ -30,7 +30,7 @@ import numpy as np
 from stemmaster.meters.spectral import (_HitCrest, _largest_cut, _Resonance, _sibilance_change, _Sibilance,
                                         _SideLow)
 
-SIDE_LOW_BELOW_HZ = 100.0  # side_low_db's default band, as repair_effects reads it
+SIDE_LOW_BELOW_HZ = 100.0  # side_low_db's default band, as the render reports it
 
 _ACCUMULATORS = {
     "deesser": _Sibilance,
@@ -73,7 +73,7 @@ class EffectMeter:
             self._after.add(after)
 
     def result(self) -> dict[str, Any]:
-        """``pipeline.repair_effects([(kind, before, after)], sample_rate)`` of what was fed."""
+        """``repair_effects([(kind, before, after)], sample_rate)`` of what was fed."""
         b, a, sr = self._before, self._after, self.sample_rate
         if self.kind == "deesser":
             return {"sibilance_db": _sibilance_change(b, a)}
@@ -86,3 +86,15 @@ class EffectMeter:
         if self.kind == "transient_shaper":
             return {"hit_crest_db": {"before": b.crest_db(), "after": a.crest_db()}}
         return {}
+
+
+def repair_effects(stages: list[tuple[str, np.ndarray, np.ndarray]], sample_rate: int) -> dict[str, Any]:
+    """What each repair did, measured on its own whole input and output ``(kind, before, after)``
+    (arrays ``(channels, samples)``), on the same frames and frequencies before and after: the
+    render's report entries (``sibilance_db``, ``resonance``, ``side_low``, ``hit_crest_db``)."""
+    effects: dict[str, Any] = {}
+    for kind, before, after in stages:
+        meter = EffectMeter(kind, sample_rate, before.shape[0])
+        meter.add(before, after)
+        effects.update(meter.result())
+    return effects

@@ -14,15 +14,17 @@ about -120 dB, and the memory is a segment's, whatever the song's length.
 
 Passes (the search is ``master.search_drive``, the same as the whole-song bus):
 
-1. the mix's loudness (the staging gain) and its metrics for the report;
-2. the limiter's input per segment: its detector envelope and its K-weighted
-   energy are written to scratch files (float32, one value per sample);
+1. the mix's loudness (the staging gain); its metrics for the report are
+   measured on a thread of their own while the other passes run;
+2. the limiter's input per segment, its detector envelope and its K-weighted
+   energy are written to scratch files (float32);
 3. estimates: the limiter's first pass on the envelope, read back a segment
    at a time, and the loudness of ``energy * gain ** 2`` per 100 ms hop;
-4. the verified pass: the limiter's input made again (the same arithmetic on
-   the same segments, so the same samples), limited with its guarantee, and
-   written to a float WAV in the scratch folder while its loudness and the
-   detector's peak are measured. A verified pass that misses steers again.
+4. the verified pass: the limiter's input (kept from pass 2 in a scratch file,
+   float32) and its envelope read back a segment at a time, limited with the
+   guarantee, and written to a float WAV in the scratch folder while its
+   loudness and the detector's peak are measured. A verified pass that misses
+   steers again.
 
 Audio is ``(channels, samples)``; the scratch folder is the caller's (the
 render's temporary folder), and its files are removed when done.
@@ -31,6 +33,8 @@ render's temporary folder), and its files are removed when done.
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
@@ -49,6 +53,7 @@ from stemmaster.dsp.compressor import DETECTOR_MS
 from stemmaster.dsp.processor import gain_to_db, time_constant_context_samples
 
 SEGMENT_S = 60.0  # seconds of mix per segment (at least 4x the context)
+MASTER_FILE = "master.wav"  # the bus's output in the scratch folder (float)
 
 
 def bus_context(settings: MasterSettings, sample_rate: int) -> tuple[int, int]:
@@ -83,15 +88,18 @@ def segments(frames: int, sample_rate: int, context: tuple[int, int],
 
 
 class _Scratch:
-    """A float32 signal of one value per sample, written in order and read back by range."""
+    """A float32 signal of ``channels`` values per sample, written in order and read back by
+    range (stored sample by sample, so a range is one contiguous read)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, channels: int = 1) -> None:
+        self.path, self.channels = path, channels
         self._file = open(path, "wb")
 
     def append(self, values: np.ndarray) -> None:
+        """The next samples: ``(n,)`` for one channel, ``(channels, n)`` otherwise."""
+        data = values if self.channels == 1 else values.T
         try:
-            np.ascontiguousarray(values, dtype=np.float32).tofile(self._file)
+            np.ascontiguousarray(data, dtype=np.float32).tofile(self._file)
         except OSError as exc:
             raise AudioError(f"{self.path}: cannot write the bus's scratch file ({exc.strerror})") from None
 
@@ -99,7 +107,10 @@ class _Scratch:
         self._file.close()
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        return np.fromfile(self.path, dtype=np.float32, count=stop - start, offset=4 * start)
+        """Samples ``[start, stop)``: float32 ``(n,)``, or float64 ``(channels, n)`` C-contiguous."""
+        c = self.channels
+        values = np.fromfile(self.path, dtype=np.float32, count=(stop - start) * c, offset=4 * c * start)
+        return values if c == 1 else np.ascontiguousarray(values.reshape(-1, c).T, dtype=np.float64)
 
     def remove(self) -> None:
         self._file.close()
@@ -119,27 +130,51 @@ def master_source(mix: AudioSource, settings: MasterSettings, scratch: Path, *,
     """
     report = progress or (lambda f, m: None)
     is_cancelled = cancel or (lambda: False)
-    sr, channels, n = mix.sample_rate, mix.channels, mix.frames
-    if n == 0:
+    sr, channels = mix.sample_rate, mix.channels
+    if mix.frames == 0:
         raise AudioError("the mix is empty: there is nothing to master")
-    bus = settings.bus
     log: list[str] = []
-    context = bus_context(settings, sr)
-    parts = list(segments(n, sr, context, segment_s))
+    # the mix's metrics for the report, measured on a thread of their own beside the passes
+    stop = threading.Event()
+
+    def measure_mix() -> Metrics:
+        meter = MetricsMeter(sr, channels)
+        for _start, block in mix.blocks():
+            if stop.is_set():
+                raise Cancelled("mastering stopped")
+            meter.add(block)
+        return meter.metrics()
+
+    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mix-metrics")
+    try:
+        mix_job = side.submit(measure_mix)
+        result = _master(mix, settings, scratch, log, report, is_cancelled, segment_s)
+        return result, FileSource(scratch / MASTER_FILE), mix_job.result()
+    finally:
+        stop.set()
+        side.shutdown(wait=True)
+
+
+def _master(mix: AudioSource, settings: MasterSettings, scratch: Path, log: list[str], report: Progress,
+            is_cancelled: CancelCheck, segment_s: float) -> MasterResult:
+    """``master_source``'s passes 1 to 4 (see the module docstring)."""
 
     def check() -> None:
         if is_cancelled():
             raise Cancelled("mastering cancelled")
 
-    # 1. the mix's loudness and metrics
-    meter = MetricsMeter(sr, channels)
+    sr, channels, n = mix.sample_rate, mix.channels, mix.frames
+    bus = settings.bus
+    context = bus_context(settings, sr)
+    parts = list(segments(n, sr, context, segment_s))
+    # 1. the mix's loudness: the staging gain
+    meter = LoudnessMeter(sr, channels)
     for start, block in mix.blocks():
         check()
         if not np.isfinite(block).all():
             raise AudioError(f"the mix contains NaN or Inf samples (from {start / sr:.2f} s)")
         meter.add(block)
-    mix_metrics = meter.metrics()
-    mix_lufs = mix_metrics.integrated_lufs
+    mix_lufs = meter.integrated_lufs()
     if not math.isfinite(mix_lufs):
         raise AudioError("the mix is silent (or shorter than 0.4 s): there is nothing to master")
     staging_db = bus.staging_lufs - mix_lufs
@@ -163,6 +198,7 @@ def master_source(mix: AudioSource, settings: MasterSettings, scratch: Path, *,
     report(0.03, "low-end mono, tonal EQ, width, glue compressor")
     envelope = _Scratch(scratch / "envelope.f32")
     energy = _Scratch(scratch / "energy.f32")
+    inputs = _Scratch(scratch / "limiter-input.f32", channels)
     written: list[Path] = []
     try:
         comp_max_db = 0.0
@@ -172,6 +208,7 @@ def master_source(mix: AudioSource, settings: MasterSettings, scratch: Path, *,
             core = slice(start - a, stop - a)
             x, reduction = limiter_input(a, b, core)
             comp_max_db = max(comp_max_db, reduction)
+            inputs.append(x[:, core])
             envelope.append(detector_envelope(x)[core])
             e = k_weighted_energy(x, sr)[core]
             energy.append(e)
@@ -179,6 +216,7 @@ def master_source(mix: AudioSource, settings: MasterSettings, scratch: Path, *,
             report(0.03 + 0.2 * (i + 1) / len(parts), "low-end mono, tonal EQ, width, glue compressor")
         envelope.finish()
         energy.finish()
+        inputs.finish()
         if settings.compressor_enabled:
             log.append(f"glue compressor: up to {comp_max_db:.2f} dB gain reduction")
 
@@ -192,7 +230,7 @@ def master_source(mix: AudioSource, settings: MasterSettings, scratch: Path, *,
             return hops.integrated_lufs()
 
         out: dict[str, float] = {}
-        master_path = scratch / "master.wav"
+        master_path = scratch / MASTER_FILE
 
         def verify(drive_lin: float) -> float:
             loud = LoudnessMeter(sr, channels)
@@ -200,9 +238,11 @@ def master_source(mix: AudioSource, settings: MasterSettings, scratch: Path, *,
             with BlockWriter(master_path, sr, channels, "FLOAT", frames_hint=n) as w:
                 for start, stop, a, b in parts:
                     check()
-                    x, _ = limiter_input(a, b, slice(start - a, stop - a))
-                    env = detector_envelope(x)
-                    y, gain, p = limiter.limit(x, sr, envelope=env, scale=drive_lin, in_place=True)
+                    # the limiter's input as pass 2 made it (stored in float32: 6e-8 of full scale,
+                    # far inside the limiter's 0.0005 dB acceptance margin) and its envelope
+                    x = inputs.read(a, b)
+                    y, gain, p = limiter.limit(x, sr, envelope=envelope.read(a, b), scale=drive_lin,
+                                               in_place=True)
                     core = y[:, start - a:stop - a]
                     w.write(core)
                     loud.add(core)
@@ -223,13 +263,13 @@ def master_source(mix: AudioSource, settings: MasterSettings, scratch: Path, *,
     finally:
         envelope.remove()
         energy.remove()
+        inputs.remove()
     report(1.0, "bus master done")
     peak = out["peak"]
-    result = MasterResult(
+    return MasterResult(
         audio=np.zeros((channels, 0)), sample_rate=sr, staging_gain_db=staging_db, drive_gain_db=drive,
         integrated_lufs=lufs, true_peak_dbtp=gain_to_db(peak) if peak > 0 else float("-inf"),
         limiter_max_reduction_db=max(0.0, -gain_to_db(out["least"])),
         compressor_max_reduction_db=comp_max_db, iterations=iterations, log=log, bus_gain=None,
     )
-    return result, FileSource(master_path), mix_metrics
 

@@ -34,6 +34,8 @@ from stemmaster.atomic import atomic_write_text
 from stemmaster.audio_source import (AudioSource, BlockWriter, FileSource, ResampledSource, StereoSource, SumSource,
                                      as_source)
 from stemmaster.dsp.dither import TpdfNoise, quantize
+from stemmaster.dsp.chain import Chain
+from stemmaster.dsp.processor import Processor
 from stemmaster.dsp.segmented import process_segments
 from stemmaster.errors import AudioError, Cancelled, ProjectError, StemmasterError
 from stemmaster.lock import project_lock
@@ -127,22 +129,32 @@ def _repair_one(s: StemAudio, source: AudioSource, audible: bool, sample_rate: i
         if is_cancelled():
             raise Cancelled("render cancelled; nothing was written")
 
-    with BlockWriter(first, sample_rate, source.channels, "FLOAT", frames_hint=source.frames) as w:
-        if not audible:
+    if not audible:
+        with BlockWriter(first, sample_rate, source.channels, "FLOAT", frames_hint=source.frames) as w:
             for start in range(0, source.frames, 1 << 18):
                 w.write(np.zeros((source.channels, min(1 << 18, source.frames - start)), np.float32))
-        else:
-            for _start, stages in process_segments(chain, source):
+        parts: list[Chain] = []
+    else:
+        parts = _passes(chain)
+    done = 0  # processors run so far
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        target = first if last else scratch / f"pass{i}-{path.stem}.wav"
+        with BlockWriter(target, sample_rate, source.channels, "FLOAT", frames_hint=source.frames) as w:
+            for _start, stages in process_segments(part, source):
                 cancelled()
-                for meter, before, after in zip(meters, stages, stages[1:]):
+                for meter, before, after in zip(meters[done:], stages, stages[1:]):
                     meter.add(before, after)
                 out = stages[-1]
-                if gain != 1.0:
+                if last and gain != 1.0:
                     out *= np.float32(gain)
                 w.write(out)
-                if rate == sample_rate:
+                if last and rate == sample_rate:
                     level.add(out)
                     peak = max(peak, float(np.max(np.abs(out))) if out.size else 0.0)
+        if i:
+            source.path.unlink(missing_ok=True)  # the previous pass's output, read to the end
+        source, done = FileSource(target), done + len(part.processors)
     if rate != sample_rate:  # the stems are written at the export rate
         resampled = ResampledSource(FileSource(first), rate)
         with BlockWriter(path, rate, source.channels, "FLOAT", frames_hint=resampled.frames) as w:
@@ -157,6 +169,18 @@ def _repair_one(s: StemAudio, source: AudioSource, audible: bool, sample_rate: i
         effects.update(meter.result())
     return RepairedStem(s.name, path, kinds, effects, level.integrated_lufs(),
                         20.0 * math.log10(peak) if peak > 0 else float("-inf"))
+
+
+def _passes(chain: Chain) -> list[Chain]:
+    """``chain`` cut before each processor (but the first) that measures its whole input first
+    (``needs_statistics``: the de-esser): each part runs over the previous part's output, written
+    to a scratch file, so the measuring reads that file instead of making it again."""
+    parts: list[list[Processor]] = [[]]
+    for p in chain.processors:
+        if p.needs_statistics() and parts[-1]:
+            parts.append([])
+        parts[-1].append(p)
+    return [Chain(tuple(part)) for part in parts]
 
 
 # Seconds each processor took on a 4-minute stereo stem (one core, warm): only the order in
@@ -208,11 +232,35 @@ def _workers() -> int:
     return max(2, os.cpu_count() or 1)
 
 
+def _write_depth(master: AudioSource, bits: int, trim: float, settings: MasterSettings, path: Path,
+                 meter: MetricsMeter | PeakMeter, is_cancelled: CancelCheck) -> BlockWriter:
+    """``master`` times ``trim``, dithered and quantised to ``bits``, written block by block to
+    ``path`` (not landed yet: the caller closes or abandons the returned writer) and fed to
+    ``meter`` as written."""
+    noise = TpdfNoise(settings.export.dither_seed) if settings.export.dither == "tpdf" else None
+    writer = BlockWriter(path, master.sample_rate, master.channels, f"PCM_{bits}", frames_hint=master.frames)
+    try:
+        for _start, block in master.blocks():
+            if is_cancelled():
+                raise Cancelled("render cancelled; nothing was written")
+            drawn = noise.draw(block.shape) if noise is not None else None  # the same sequence at every depth
+            if trim != 1.0:
+                block *= np.float32(trim)
+            q = quantize(block, bits, dither=settings.export.dither, noise=drawn)
+            writer.write(q)
+            meter.add(q)
+    except BaseException:
+        writer.abandon()
+        raise
+    return writer
+
+
 def write_masters(master: AudioSource, settings: MasterSettings, folder: Path,
                   is_cancelled: CancelCheck) -> tuple[list[tuple[Path, str]], Metrics]:
     """Dither and quantise ``master`` (float, the bus's output) to each of the export's bit depths
-    and write ``master_<bits>bit.wav`` into ``folder``, a block at a time; returns the files with
-    their subtypes and the metrics of the first depth's samples as written.
+    and write ``master_<bits>bit.wav`` into ``folder``, a block at a time, the depths side by
+    side; returns the files with their subtypes and the metrics of the first depth's samples as
+    written.
 
     Quantisation and dither move each sample by a few LSB, which can lift the true peak a
     hair: each file's samples are measured as they are written, and a file whose true peak
@@ -225,43 +273,41 @@ def write_masters(master: AudioSource, settings: MasterSettings, folder: Path,
     files: dict[int, tuple[Path, str]] = {}
     metrics: Metrics | None = None
     pending = depths
-    for _attempt in range(3):
-        noise = TpdfNoise(settings.export.dither_seed) if settings.export.dither == "tpdf" else None
-        writers = {bits: BlockWriter(folder / f"master_{bits}bit.wav", master.sample_rate, master.channels,
-                                     f"PCM_{bits}", frames_hint=master.frames) for bits in pending}
-        peaks = {bits: PeakMeter() for bits in pending}
-        meter = MetricsMeter(master.sample_rate, master.channels) if depths[0] in pending else None
-        try:
-            for _start, block in master.blocks():
-                if is_cancelled():
-                    raise Cancelled("render cancelled; nothing was written")
-                drawn = noise.draw(block.shape) if noise is not None else None
-                for bits in pending:
-                    x = block if trims[bits] == 1.0 else block * np.float32(trims[bits])
-                    q = quantize(x, bits, dither=settings.export.dither, noise=drawn)
-                    writers[bits].write(q)
-                    peaks[bits].add(q)
-                    if meter is not None and bits == depths[0]:
-                        meter.add(q)
-            over = [bits for bits in pending if peaks[bits].true_peak_dbtp > ceiling]
+    with ThreadPoolExecutor(max_workers=len(depths)) as pool:  # quantising, writing and metering release the GIL
+        for _attempt in range(3):
+            # the first depth's meter is the report's metrics, whose true peak it reads too
+            meters = {bits: MetricsMeter(master.sample_rate, master.channels) if bits == depths[0] else PeakMeter()
+                      for bits in pending}
+            jobs = {bits: pool.submit(_write_depth, master, bits, trims[bits], settings,
+                                      folder / f"master_{bits}bit.wav", meters[bits], is_cancelled)
+                    for bits in pending}
+            writers: dict[int, BlockWriter] = {}
+            try:
+                for bits, job in jobs.items():
+                    writers[bits] = job.result()
+            except BaseException:
+                for bits, job in jobs.items():  # the others finish (or fail) before theirs are abandoned
+                    try:
+                        job.result().abandon()
+                    except BaseException:
+                        pass
+                raise
+            peaks = {bits: (m.peaks if isinstance(m, MetricsMeter) else m).true_peak_dbtp for bits, m in meters.items()}
+            over = [bits for bits in pending if peaks[bits] > ceiling]
             for bits in pending:
                 if bits in over:
                     writers[bits].abandon()
                 else:
                     files[bits] = (writers[bits].close(), f"PCM_{bits}")
-        except BaseException:
-            for w in writers.values():
-                w.abandon()
-            raise
-        if meter is not None and depths[0] not in over:
-            metrics = meter.metrics()
-        if not over:
-            break
-        for bits in over:  # trim the overshoot, and write that depth again
-            trims[bits] *= 10.0 ** ((ceiling - peaks[bits].true_peak_dbtp - 0.001) / 20.0)
-        pending = over
-    else:
-        raise StemmasterError(f"the master's true peak stays over {ceiling} dBTP after dithering")
+                    if bits == depths[0]:
+                        metrics = meters[bits].metrics()
+            if not over:
+                break
+            for bits in over:  # trim the overshoot, and write that depth again
+                trims[bits] *= 10.0 ** ((ceiling - peaks[bits] - 0.001) / 20.0)
+            pending = over
+        else:
+            raise StemmasterError(f"the master's true peak stays over {ceiling} dBTP after dithering")
     return [files[bits] for bits in depths], metrics
 
 

@@ -224,10 +224,16 @@ class _StereoSums:
         self.frames = 0
 
     def add(self, block: np.ndarray) -> None:
-        b64 = block.astype(np.float64, copy=False)
-        self.squares += sum(float(np.dot(ch, ch)) for ch in b64)
-        if self.channels >= 2:
-            self.sums += np.array(_sums(np.ascontiguousarray(block[0]), np.ascontiguousarray(block[1])))
+        if self.channels >= 2:  # one sweep: its L*L and R*R sums are the first two channels' squares
+            sums = _sums(np.ascontiguousarray(block[0]), np.ascontiguousarray(block[1]))
+            self.sums += np.array(sums)
+            self.squares += sums[2] + sums[3]
+            rest = block[2:]
+        else:
+            rest = block
+        for ch in rest:
+            ch64 = ch.astype(np.float64)
+            self.squares += float(np.dot(ch64, ch64))
         self.frames += block.shape[1]
 
     def rms_dbfs(self) -> float:

@@ -1,29 +1,35 @@
 """Separate a song into stems with a Demucs model: our own segment loop, same result as demucs' apply_model.
 
-:func:`separate` takes audio as a NumPy array shaped ``(channels, samples)``
-(float32 or float64, mono or stereo, any sample rate) and returns every stem
-as float32 ``(2, samples)`` at the input's sample rate and length, plus the
-residual ``input - sum(stems)`` so nothing of the song is lost
-(:func:`stems_with_residual`).
+:func:`separate_stream` reads a song block by block from an
+:class:`~stemmaster.audio_source.AudioSource` and hands every stem's finished
+samples, in order, to a callback ``on_block(start, stems, residual)``: each
+stem float32 ``(2, samples)`` at the song's rate, and the residual
+``input - sum(stems)`` for the same samples, so nothing of the song is lost
+(:func:`fold_residual`). :func:`separate` does the same for a NumPy array
+``(channels, samples)`` and returns whole stems.
 
 How it runs (see :mod:`separation.plan` for the segmentation it shares with
 ``demucs.apply.apply_model``): the song is resampled to the model's rate and
 normalised like demucs' CLI (``(wav - mean) / std`` of the channel mean,
-undone after), then cut into the same overlapping segments, shifted by the
-same kind of random offsets (seeded: ``random.Random(seed)``), weighted with
-the same triangular cross-fade. Each segment is one call of the model through
-:mod:`separation.fast` (same maths, faster CPU kernels). On the CPU the
-segments run on one worker thread per core (at most ``MAX_WORKERS``, sharing
-the intra-op threads) instead of one call at a time spread over all cores,
-whose thread barriers cost time and suffer badly when other processes share
-the cores; a last segment that would leave a core idle runs alone on all
-threads. Results are
-added into the output in segment order, so a run repeats exactly. While the
-segments run, freed activation memory is kept for reuse
-(:mod:`separation.allocator`). Memory is bounded by the input and output plus
-one segment's activations per worker, whatever the song's length.
+measured in a first read of the song, undone after), then cut into the same
+overlapping segments, shifted by the same kind of random offsets (seeded:
+``random.Random(seed)``), weighted with the same triangular cross-fade. Each
+segment reads its own window of the song (:mod:`separation.blocks`) and is
+one call of the model through :mod:`separation.fast` (same maths, faster CPU
+kernels). On the CPU the segments run on one worker thread per core (at most
+``MAX_WORKERS``, sharing the intra-op threads) instead of one call at a time
+spread over all cores, whose thread barriers cost time and suffer badly when
+other processes share the cores; a last segment that would leave a core idle
+runs alone on all threads. The segments of all passes run in song order and
+are added in demucs' order for every sample (:mod:`separation.overlap_add`),
+so a run repeats exactly and matches the whole-song sum bit for bit; samples
+no later segment touches are finished, resampled back to the song's rate
+block by block and handed out. While the segments run, freed activation
+memory is kept for reuse (:mod:`separation.allocator`). Memory is the model,
+the segments in flight (one segment's activations per worker) and their
+overlap, whatever the song's length.
 
-torch is imported when :func:`separate` runs, not when this module is imported.
+torch is imported when a song is separated, not when this module is imported.
 """
 
 from __future__ import annotations
@@ -39,15 +45,20 @@ from typing import Any, Callable
 
 import numpy as np
 
-from stemmaster.audio_io import resample
+from stemmaster.audio_source import ArraySource, AudioSource
 from stemmaster.errors import Cancelled, SeparationError
 
 from separation import plan as _plan
 from separation.allocator import reuse_freed_memory
+from separation.blocks import BlockResampler, ModelInput
 from separation.models import LoadedModel
+from separation.overlap_add import OverlapAdd
 
 ProgressCallback = Callable[[float, str], None]
 CancelToken = Callable[[], bool] | threading.Event
+# on_block(start, stems, residual): samples [start, start + n) of every stem, float32 (2, n) each, and of
+# input - sum(stems), float32 (2, n)
+BlockCallback = Callable[[int, dict[str, np.ndarray], np.ndarray], None]
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 MIN_SEGMENT_S = 1.0
@@ -77,6 +88,20 @@ class SeparationResult:
     elapsed_s: float = 0.0
 
 
+@dataclass
+class StreamSummary:
+    """What :func:`separate_stream` reports once every block is handed out: like
+    :class:`SeparationResult` without the audio. ``frames`` samples at ``sample_rate`` Hz."""
+
+    residual_db: float
+    sample_rate: int
+    frames: int
+    model_name: str
+    model_checksum: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
 def separate(audio: np.ndarray, sample_rate: int, model: LoadedModel, *, device: str = "auto",
              shifts: int = 1, overlap: float = 0.25, segment_s: float | None = None, seed: int = 0,
              progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> SeparationResult:
@@ -94,10 +119,45 @@ def separate(audio: np.ndarray, sample_rate: int, model: LoadedModel, *, device:
 
     Raises SeparationError for unusable audio (wrong shape, empty, NaN/Inf)
     or settings. The result matches ``demucs.apply.apply_model`` with the same
-    shift offsets to float32 rounding (tests: better than -60 dB).
+    shift offsets to float32 rounding (tests: better than -60 dB). It is
+    :func:`separate_stream`'s blocks put together.
+    """
+    mix = _checked_audio(audio, sample_rate)
+    n = mix.shape[1]
+    stems = {name: np.empty((2, n), dtype=np.float32) for name in model.sources}
+    residual = np.empty((2, n), dtype=np.float32)
+
+    def collect(start: int, block: dict[str, np.ndarray], rest: np.ndarray) -> None:
+        stop = start + rest.shape[1]
+        for name, samples in block.items():
+            stems[name][:, start:stop] = samples
+        residual[:, start:stop] = rest
+
+    summary = separate_stream(ArraySource(mix, int(sample_rate)), model, collect, device=device, shifts=shifts,
+                              overlap=overlap, segment_s=segment_s, seed=seed, progress=progress, cancel=cancel)
+    return SeparationResult(stems=stems, residual=residual, residual_db=summary.residual_db,
+                            sample_rate=summary.sample_rate, model_name=summary.model_name,
+                            model_checksum=summary.model_checksum, settings=summary.settings,
+                            elapsed_s=summary.elapsed_s)
+
+
+def separate_stream(source: AudioSource, model: LoadedModel, on_block: BlockCallback, *, device: str = "auto",
+                    shifts: int = 1, overlap: float = 0.25, segment_s: float | None = None, seed: int = 0,
+                    progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> StreamSummary:
+    """Separate ``source`` (mono or stereo, any rate) block by block; hand the stems to ``on_block``.
+
+    ``on_block(start, stems, residual)`` is called with consecutive spans
+    covering the song once, in order: ``stems`` maps each source name (model
+    order) to float32 ``(2, n)``, ``residual`` is ``input - sum(stems)`` over
+    the same ``n`` samples (float32 ``(2, n)``), all at the song's rate. The
+    source is read in blocks, three times over: once for the normalisation
+    (it needs the whole song's statistics before the first segment), once
+    for the segments' windows, once for the residual. The settings and errors
+    are :func:`separate`'s; the samples are the ones it returns. An exception
+    raised by ``on_block`` stops the separation and propagates.
     """
     started = time.perf_counter()
-    mix = _checked_audio(audio, sample_rate)
+    _check_source(source)
     _check_settings(shifts, overlap, segment_s, seed)
     should_stop = _cancel_check(cancel)
     report = progress or (lambda fraction, message: None)
@@ -105,32 +165,15 @@ def separate(audio: np.ndarray, sample_rate: int, model: LoadedModel, *, device:
     import torch
 
     dev = _resolve_device(device)
-    n_in = mix.shape[1]
-    stereo_in = mix if mix.shape[0] == 2 else np.repeat(mix, 2, axis=0)
-    model_in = stereo_in if model.audio_channels == 2 else stereo_in.mean(axis=0, keepdims=True)
     model_sr = int(model.samplerate)
-    if int(sample_rate) != model_sr:
-        model_in = resample(model_in, int(sample_rate), model_sr)
+    reader = ModelInput(source, model.audio_channels, model_sr)
     report(0.0, "separating: starting")
-
+    reader.measure(should_stop)
+    out = _SongRateOutput(reader, model.sources, model.audio_channels, on_block)
     with torch.inference_mode():
-        x = torch.from_numpy(np.ascontiguousarray(model_in, dtype=np.float32))
-        ref = x.mean(0)
-        mean, std = ref.mean(), ref.std() + 1e-8
-        x = (x - mean) / std
-        out, offsets, workers = _run(model, x, dev, shifts=shifts, overlap=overlap, segment_s=segment_s,
-                                     seed=seed, report=report, should_stop=should_stop)
-        out.mul_(std).add_(mean)
-    stems_model_rate = out.numpy()  # (sources, channels, n) float32
-
-    stems: dict[str, np.ndarray] = {}
-    for name, stem in zip(model.sources, stems_model_rate):
-        if stem.shape[0] == 1:
-            stem = np.repeat(stem, 2, axis=0)
-        if model_sr != int(sample_rate):
-            stem = _fit_length(resample(stem, model_sr, int(sample_rate)), n_in)
-        stems[name] = np.ascontiguousarray(stem, dtype=np.float32)
-    residual, residual_db = _residual(stereo_in, stems)
+        offsets, workers = _run(model, reader, dev, shifts=shifts, overlap=overlap, segment_s=segment_s,
+                                seed=seed, report=report, should_stop=should_stop, emit=out.push)
+    out.finish()
     settings = {
         "device": dev.type, "shifts": int(shifts), "overlap": float(overlap),
         "segment_s": None if segment_s is None else float(segment_s), "seed": int(seed),
@@ -138,9 +181,24 @@ def separate(audio: np.ndarray, sample_rate: int, model: LoadedModel, *, device:
         "model_signature": model.signature,
     }
     report(1.0, "separating: done")
-    return SeparationResult(stems=stems, residual=residual, residual_db=residual_db, sample_rate=int(sample_rate),
-                            model_name=model.name, model_checksum=model.checksum, settings=settings,
-                            elapsed_s=time.perf_counter() - started)
+    return StreamSummary(residual_db=out.residual_db(), sample_rate=int(source.sample_rate), frames=int(source.frames),
+                         model_name=model.name, model_checksum=model.checksum, settings=settings,
+                         elapsed_s=time.perf_counter() - started)
+
+
+def fold_residual(stems: dict[str, np.ndarray], residual: np.ndarray, into: str = "other") -> dict[str, np.ndarray]:
+    """``stems`` with ``residual`` kept, so that they sum to the input (to float32 rounding); works per block.
+
+    ``into="other"`` adds the residual to the "other" stem; ``into="own"``
+    returns it as a stem named "residual". The arrays given are not modified.
+    """
+    if into == "own":
+        return {**stems, "residual": residual}
+    if into == "other":
+        if "other" not in stems:
+            raise SeparationError(f"the model has no 'other' stem (stems: {', '.join(stems)}); use into='own'")
+        return {name: (stem + residual if name == "other" else stem) for name, stem in stems.items()}
+    raise SeparationError(f"into must be 'other' or 'own', got {into!r}")
 
 
 def stems_with_residual(result: SeparationResult, into: str = "other") -> dict[str, np.ndarray]:
@@ -150,13 +208,7 @@ def stems_with_residual(result: SeparationResult, into: str = "other") -> dict[s
     returns it as a fifth stem named "residual". The result's arrays are not
     modified.
     """
-    if into == "own":
-        return {**result.stems, "residual": result.residual}
-    if into == "other":
-        if "other" not in result.stems:
-            raise SeparationError(f"the model has no 'other' stem (stems: {', '.join(result.stems)}); use into='own'")
-        return {name: (stem + result.residual if name == "other" else stem) for name, stem in result.stems.items()}
-    raise SeparationError(f"into must be 'other' or 'own', got {into!r}")
+    return fold_residual(result.stems, result.residual, into)
 
 
 # ---------------------------------------------------------------- checks
@@ -179,6 +231,16 @@ def _checked_audio(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         raise SeparationError(f"audio contains {bad} NaN/Inf sample{'s' if bad != 1 else ''} "
                               f"(first at {first / sample_rate:.3f} s); cannot separate it")
     return a.astype(np.float32, copy=False)
+
+
+def _check_source(source: AudioSource) -> None:
+    rate = getattr(source, "sample_rate", None)
+    if not isinstance(rate, (int, np.integer)) or isinstance(rate, bool) or rate <= 0:
+        raise SeparationError(f"sample_rate must be a positive whole number of Hz, got {rate!r}")
+    if getattr(source, "channels", None) not in (1, 2):
+        raise SeparationError(f"audio must have 1 or 2 channels, got {getattr(source, 'channels', None)!r}")
+    if not getattr(source, "frames", 0):
+        raise SeparationError("audio is empty (0 samples)")
 
 
 def _check_settings(shifts: int, overlap: float, segment_s: float | None, seed: int) -> None:
@@ -265,31 +327,23 @@ def _segment_and_width(net, segment_s: float | None):
     return segment, lambda n: n
 
 
-def _window(x, start: int, length: int):
-    """``x[:, start:start + length]`` with zeros outside the song (x is (channels, n))."""
-    import torch
-
-    n = x.shape[1]
-    if start >= 0 and start + length <= n:
-        return x[:, start:start + length]
-    w = torch.zeros(x.shape[0], length, dtype=x.dtype)
-    a, b = max(0, start), min(n, start + length)
-    if a < b:
-        w[:, a - start:b - start] = x[:, a:b]
-    return w
-
-
-def _run(model: LoadedModel, x, dev, *, shifts, overlap, segment_s, seed, report, should_stop):
-    """Run every segment of every pass; returns (output (sources, channels, n), shift offsets, workers)."""
+def _run(model: LoadedModel, reader: ModelInput, dev, *, shifts, overlap, segment_s, seed, report, should_stop,
+         emit):
+    """Run every segment of every pass in song order; ``emit(samples)`` gets the finished model output in
+    order (normalised, ``(sources, channels, n)`` torch float32). Returns (shift offsets, workers)."""
     import torch
 
     nets, weights = _members(model.model)
     sr = int(model.samplerate)
-    n = x.shape[1]
+    n = reader.frames
     seg_and_width = [_segment_and_width(net, segment_s) for net in nets]
     offsets = _plan.shift_offsets(len(nets), shifts, sr, seed)
     passes = _plan.make_passes(n, sr, [sw[0] for sw in seg_and_width], overlap, offsets)
-    work = [(p, seg) for p in passes for seg in _plan.segments(p, seg_and_width[p.model_index][1])]
+    per_pass = [_plan.segments(p, seg_and_width[p.model_index][1]) for p in passes]
+    work = sorted(((p, k, seg) for p in passes for k, seg in enumerate(per_pass[p.index])),
+                  key=lambda item: (item[2].start, item[0].index, item[1]))
+    adder = OverlapAdd([[(seg.start, seg.start + seg.length) for seg in segs] for segs in per_pass], n,
+                       (len(model.sources), reader.model_channels))
     fast_nets = [_fast(net).to(dev) for net in nets]
     tri = {}
     for p in passes:
@@ -297,26 +351,33 @@ def _run(model: LoadedModel, x, dev, *, shifts, overlap, segment_s, seed, report
             L = p.segment_length
             w = torch.cat([torch.arange(1, L // 2 + 1), torch.arange(L - L // 2, 0, -1)])
             tri[L] = w / w.max()
-    out = torch.zeros(len(model.sources), x.shape[0], n, dtype=torch.float32)
     shift_count = max(1, shifts)
 
     def compute(item):  # runs in a worker thread: inference mode is per thread
-        p, seg = item
+        p, _, seg = item
         with torch.inference_mode():
-            window = _window(x, seg.input_start, seg.input_length).to(dev)
+            window = reader.read(seg.input_start, seg.input_start + seg.input_length).to(dev)
             y = fast_nets[p.model_index](window[None])[0]
         delta = y.shape[-1] - seg.length
         return y[..., delta // 2: delta // 2 + seg.length].to("cpu")
 
     def accumulate(item, y):
-        p, seg = item
-        weight = tri[p.segment_length]
-        coef = weight[:seg.length] / p.weight_sum(seg.offset, seg.offset + seg.length, weight)
-        a, b = max(0, -seg.start), min(seg.length, n - seg.start)
-        if a >= b:
-            return
-        src = torch.tensor(weights[p.model_index], dtype=torch.float32) / shift_count
-        out[:, :, seg.start + a:seg.start + b].addcmul_(y[..., a:b], src[:, None, None] * coef[None, None, a:b])
+        p, k, seg = item
+
+        def add_into(out, out_start):
+            weight = tri[p.segment_length]
+            coef = weight[:seg.length] / p.weight_sum(seg.offset, seg.offset + seg.length, weight)
+            a, b = max(0, -seg.start), min(seg.length, n - seg.start)
+            if a >= b:
+                return
+            src = torch.tensor(weights[p.model_index], dtype=torch.float32) / shift_count
+            out[:, :, seg.start + a - out_start:seg.start + b - out_start].addcmul_(
+                y[..., a:b], src[:, None, None] * coef[None, None, a:b])
+
+        adder.add(p.index, k, add_into)
+        _, finished = adder.take_finished()
+        if finished.shape[-1]:
+            emit(finished)
 
     workers = 1
     if dev.type == "cpu":
@@ -338,7 +399,7 @@ def _run(model: LoadedModel, x, dev, *, shifts, overlap, segment_s, seed, report
                 step(done)
         else:
             _run_parallel(work, workers, compute, accumulate, step, should_stop)
-    return out, offsets, workers
+    return offsets, workers
 
 
 @contextlib.contextmanager
@@ -407,31 +468,63 @@ def _run_parallel(work, workers, compute, accumulate, step, should_stop) -> None
 # ---------------------------------------------------------------- output
 
 
-def _fit_length(audio: np.ndarray, n: int) -> np.ndarray:
-    if audio.shape[1] >= n:
-        return audio[:, :n]
-    return np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
+class _SongRateOutput:
+    """Finished model output to song-rate stems and residual, handed to ``on_block`` in order.
+
+    Holds only the resampler's filter length of stems between blocks; the
+    energies of the input and of the residual are summed as they pass.
+    """
+
+    def __init__(self, reader: ModelInput, sources, model_channels: int, on_block: BlockCallback) -> None:
+        self.reader, self.sources, self.model_channels, self.on_block = reader, tuple(sources), model_channels, on_block
+        self.frames = reader.song.frames
+        self.done = 0  # song samples handed out
+        rows = len(self.sources) * model_channels
+        self.resampler = (None if reader.model_hz == reader.song_hz
+                          else BlockResampler(reader.model_hz, reader.song_hz, rows))
+        self.energy_in = self.energy_residual = 0.0
+
+    def push(self, finished) -> None:
+        """``finished``: normalised model output ``(sources, channels, n)`` (torch float32), next in order."""
+        stems = finished.mul(self.reader.std).add_(self.reader.mean).numpy()
+        rows = stems.reshape(-1, stems.shape[-1])
+        self._hand_out(rows if self.resampler is None else self.resampler.push(rows))
+
+    def finish(self) -> None:
+        if self.resampler is not None:
+            self._hand_out(self.resampler.finish())
+        if self.done < self.frames:  # cannot happen with ceil lengths; kept so the song is always covered
+            self._hand_out(np.zeros((len(self.sources) * self.model_channels, self.frames - self.done), np.float32))
+
+    def _hand_out(self, rows: np.ndarray) -> None:
+        n = min(rows.shape[1], self.frames - self.done)
+        if n <= 0:
+            return
+        start = self.done
+        per_source = rows[:, :n].reshape(len(self.sources), self.model_channels, n)
+        stems = {}
+        for name, stem in zip(self.sources, per_source):
+            stems[name] = np.ascontiguousarray(np.repeat(stem, 2, axis=0) if stem.shape[0] == 1 else stem,
+                                               dtype=np.float32)
+        song = self.reader.stereo(start, start + n)
+        total = song.astype(np.float64)
+        for stem in stems.values():
+            total -= stem
+        residual = total.astype(np.float32)
+        self.energy_in += _energy(song)
+        self.energy_residual += _energy(residual)
+        self.done += n
+        self.on_block(start, stems, residual)
+
+    def residual_db(self) -> float:
+        """The residual's energy relative to the input's, in dB (-inf: no residual; inf: silent input)."""
+        if self.energy_residual == 0.0:
+            return float("-inf")
+        if self.energy_in == 0.0:
+            return float("inf")
+        return 10.0 * math.log10(self.energy_residual / self.energy_in)
 
 
 def _energy(a: np.ndarray) -> float:
-    flat = a.reshape(-1)
-    block = 1 << 20
-    return float(sum(np.dot(chunk, chunk) for chunk in
-                     (flat[i:i + block].astype(np.float64) for i in range(0, flat.size, block))))
-
-
-def _residual(stereo_in: np.ndarray, stems: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
-    """``input - sum(stems)`` (summed in float64, block by block) and its energy relative to the input in dB."""
-    residual = np.empty(stereo_in.shape, dtype=np.float32)
-    block = 1 << 20
-    for i in range(0, stereo_in.shape[1], block):
-        total = stereo_in[:, i:i + block].astype(np.float64)
-        for stem in stems.values():
-            total -= stem[:, i:i + block]
-        residual[:, i:i + block] = total
-    e_in, e_res = _energy(stereo_in), _energy(residual)
-    if e_res == 0.0:
-        return residual, float("-inf")
-    if e_in == 0.0:
-        return residual, float("inf")
-    return residual, 10.0 * math.log10(e_res / e_in)
+    flat = a.reshape(-1).astype(np.float64)
+    return float(np.dot(flat, flat))

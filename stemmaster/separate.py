@@ -9,14 +9,18 @@ result). Asked again with the same model, input and settings it does nothing:
 a change of repair or master settings never separates again, a changed input
 or model does.
 
-Stems are written into a temporary folder and moved into ``stems/`` only when
-all are complete, then the project is saved: a failed or cancelled run leaves
-the stems and the project as they were. The torch and demucs imports happen
+The render is read block by block and each stem is written block by block as
+the engine finishes it (``separation.engine.separate_stream``), so memory does
+not grow with the song's length. Stems are written into a temporary folder
+(each file landing only when complete) and moved into ``stems/`` only when all
+are complete, then the project is saved: a failed or cancelled run leaves the
+stems and the project as they were. The torch and demucs imports happen
 only here, when a separation is asked for, so the rest of the tool starts fast.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from stemmaster.atomic import sha256_file
-from stemmaster.audio_io import read_audio, write_audio
+from stemmaster.audio_source import BlockWriter, FileSource
 from stemmaster.lock import project_lock
 from stemmaster.errors import Cancelled, ProjectError, SettingsError
 from stemmaster.project import Project, SeparationRecord, Stem, utc_now_iso
@@ -125,7 +129,7 @@ def separate_project(project: Project, project_dir: Path, options: SeparationOpt
 
 def _separate_project(project: Project, project_dir: Path, options: SeparationOptions, *,
                       save: Callable[[Project], Any], progress: Progress, cancel: CancelCheck | None) -> bool:
-    from separation.engine import separate, stems_with_residual  # torch: only when separating
+    from separation.engine import fold_residual, separate_stream  # torch: only when separating
     from separation.models import load_model
 
     source = source_render(project, project_dir)
@@ -139,16 +143,13 @@ def _separate_project(project: Project, project_dir: Path, options: SeparationOp
         progress(1.0, "stems already separated with these settings")
         return False
 
-    audio, rate = read_audio(source)
-    progress(0.02, f"separating with {loaded.name}")
-    result = separate(audio, rate, loaded, device=options.device, shifts=options.shifts,
-                      overlap=options.overlap, segment_s=options.segment_s, seed=options.seed,
-                      progress=lambda f, m: progress(0.02 + 0.9 * f, m), cancel=cancel)
-    stems = stems_with_residual(result, into="other" if options.residual_into == "other" else "own")
+    render = FileSource(source)
+    rate = render.sample_rate
     if rate != project.sample_rate:  # a project keeps its source's rate; refuse to guess otherwise
         raise ProjectError(f"{source}: {rate} Hz, but the project is at {project.sample_rate} Hz")
+    into = "other" if options.residual_into == "other" else "own"
+    names = [*loaded.sources, *(["residual"] if into == "own" else [])]
 
-    progress(0.93, "writing stems")
     stems_dir = project_dir / "stems"
     stems_dir.mkdir(exist_ok=True)
     tmp = stems_dir / f".tmp-separate-{os.getpid()}"
@@ -156,12 +157,21 @@ def _separate_project(project: Project, project_dir: Path, options: SeparationOp
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        names = []
-        for name, stem_audio in stems.items():
+        progress(0.02, f"separating with {loaded.name}")
+        with contextlib.ExitStack() as files:
+            writers = {name: files.enter_context(BlockWriter(tmp / f"{name}.wav", rate, 2, "FLOAT",
+                                                             frames_hint=render.frames)) for name in names}
+
+            def write(start: int, stems: dict, residual) -> None:
+                for name, block in fold_residual(stems, residual, into).items():
+                    writers[name].write(block)
+
+            summary = separate_stream(render, loaded, write, device=options.device, shifts=options.shifts,
+                                      overlap=options.overlap, segment_s=options.segment_s, seed=options.seed,
+                                      progress=lambda f, m: progress(0.02 + 0.96 * f, m), cancel=cancel)
             if cancel and cancel():
                 raise Cancelled("separation cancelled; the stems are as they were")
-            write_audio(tmp / f"{name}.wav", stem_audio, rate, subtype="FLOAT")
-            names.append(name)
+            progress(0.98, "stems written")
         if project.separation is not None:
             # from here until the new record is saved the stems are in flux:
             # a crash leaves no record, so the next run separates again
@@ -185,8 +195,8 @@ def _separate_project(project: Project, project_dir: Path, options: SeparationOp
     project.stems = new_stems
     project.separation = SeparationRecord(
         model=loaded.name, model_checksum=loaded.checksum, input_sha256=input_sha,
-        settings=options.result_settings(), residual_db=float(result.residual_db), created=utc_now_iso())
+        settings=options.result_settings(), residual_db=float(summary.residual_db), created=utc_now_iso())
     save(project)
-    progress(1.0, f"separated into {', '.join(names)} (residual {result.residual_db:.1f} dB)")
+    progress(1.0, f"separated into {', '.join(names)} (residual {summary.residual_db:.1f} dB)")
     return True
 

@@ -270,13 +270,13 @@ def test_importing_the_package_does_not_import_torch():
 
 
 def test_running_out_of_memory_is_one_line(tiny, mix, monkeypatch):
-    import separation.engine as engine
+    from separation.blocks import ModelInput
 
     def no_memory(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
                            "you tried to allocate 123456789 bytes.")
 
-    monkeypatch.setattr(engine, "_window", no_memory)
+    monkeypatch.setattr(ModelInput, "read", no_memory)  # a segment's window, read in the segment loop
     threads = torch.get_num_threads()
     with pytest.raises(SeparationError, match="not enough memory to separate with tiny") as exc:
         separate(mix, SR, tiny)

@@ -24,9 +24,10 @@ import numpy as np
 
 from stemmaster.audio_source import BLOCK_FRAMES, AudioSource, as_source
 from stemmaster.diagnosis.passes import LONG_FFT, N_FFT, FirstPass, SecondPass, frame_freqs
-from stemmaster.diagnosis.spectrum import db, hit_crest_of_windows, resonance_candidates, resonance_curve
+from stemmaster.diagnosis.spectrum import db, resonance_candidates, resonance_curve
 from stemmaster.errors import AudioError
 from stemmaster.meters import loudness
+from stemmaster.meters.spectral import hit_crest_of_windows
 
 __all__ = ["SignalAnalysis", "analyse", "db", "loud_frames", "sibilant_frames", "N_FFT", "SECOND_PASS"]
 

@@ -1,6 +1,6 @@
-"""Reductions of spectra and windows that the diagnosis' passes and measures share: levels in dB,
-band means, the resonance profile of a long-term spectrum and its candidate peaks, the crest
-factor of the loud 50 ms windows.
+"""Reductions of spectra that the diagnosis' passes and measures share: levels in dB, band means,
+the resonance profile of a long-term spectrum (``meters.spectral``'s) and its candidate peaks,
+spectral flatness.
 
 Spectra are ``(..., bins)`` powers; frequencies in Hz.
 """
@@ -8,8 +8,9 @@ Spectra are ``(..., bins)`` powers; frequencies in Hz.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import median_filter
 from scipy.signal import find_peaks
+
+from stemmaster.meters.spectral import resonance_of_spectrum
 
 RESONANCE_BAND_HZ = (1000.0, 10000.0)
 SIBILANCE_BAND_HZ = (4500.0, 11000.0)
@@ -34,15 +35,9 @@ def band_means(power: np.ndarray, freqs: np.ndarray, grid: np.ndarray, half_octa
 
 def resonance_curve(freqs: np.ndarray, power: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """``meters.spectral.resonance_profile`` from the long-term spectrum ``power`` (``(bins,)`` at
-    ``freqs``, 8192-point Hann frames) instead of the audio: ``(grid_hz, excess_db)``, the 1/6-octave
-    level on a 48-per-octave grid over its median across +-1/3 octave."""
-    grid = np.geomspace(50.0, min(20000.0, sample_rate * 0.45), 48 * 9)
-    cumulative = np.concatenate([[0.0], np.cumsum(power)])
-    lo = np.searchsorted(freqs, grid * 2.0 ** (-1.0 / 12.0))
-    hi = np.maximum(np.searchsorted(freqs, grid * 2.0 ** (1.0 / 12.0)), lo + 1)
-    level = db((cumulative[hi] - cumulative[lo]) / (hi - lo))
-    envelope = median_filter(level, size=33, mode="nearest")  # +-16 points = +-1/3 octave
-    return grid, level - envelope
+    ``freqs``, 8192-point Hann frames) instead of the audio: ``(grid_hz, excess_db)``."""
+    grid, _level, excess = resonance_of_spectrum(freqs, power, sample_rate)
+    return grid, excess
 
 
 def resonance_candidates(grid: np.ndarray, excess: np.ndarray, band_hz: tuple[float, float] = RESONANCE_BAND_HZ,
@@ -69,19 +64,6 @@ def standing_counts(power: np.ndarray, freqs: np.ndarray, centres_hz: np.ndarray
     per_frame = db(band_means(power.astype(np.float64), freqs, three, 1.0 / 12.0))
     stands = per_frame[:, k:2 * k] - 0.5 * (per_frame[:, :k] + per_frame[:, 2 * k:])
     return np.count_nonzero(stands >= over_db, axis=0)
-
-
-def hit_crest_of_windows(peak: np.ndarray, mean_square: np.ndarray) -> float:
-    """``meters.spectral.hit_crest_db`` from its 50 ms windows' peaks and mean squares (of the louder
-    channel at each sample): the mean of peak over RMS (dB) in the top decile of windows by RMS."""
-    if peak.size == 0:
-        return float("nan")
-    rms = np.sqrt(mean_square)
-    loud = rms >= np.quantile(rms, 0.9)
-    loud &= rms > 0
-    if not loud.any():
-        return float("nan")
-    return float(np.mean(20.0 * np.log10(peak[loud] / rms[loud])))
 
 
 def flatness(power: np.ndarray) -> np.ndarray:

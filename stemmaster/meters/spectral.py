@@ -323,13 +323,21 @@ class _Resonance:
         if self._spectrum.samples < 256:
             nan = np.full(grid.shape, np.nan)
             return grid, nan, nan
-        f, p = self._spectrum.spectrum(sample_rate)
-        cumulative = np.concatenate([[0.0], np.cumsum(p)])
-        lo = np.searchsorted(f, grid * 2.0 ** (-1.0 / 12.0))
-        hi = np.maximum(np.searchsorted(f, grid * 2.0 ** (1.0 / 12.0)), lo + 1)
-        level = _db((cumulative[hi] - cumulative[lo]) / (hi - lo))
-        envelope = median_filter(level, size=33, mode="nearest")  # +-16 points = +-1/3 octave
-        return grid, level, level - envelope
+        return resonance_of_spectrum(*self._spectrum.spectrum(sample_rate), sample_rate)
+
+
+def resonance_of_spectrum(freqs_hz: np.ndarray, power: np.ndarray, sample_rate: int
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``resonance_profile`` from a long-term power spectrum ``power`` ``(bins,)`` at ``freqs_hz``
+    (8192-point Hann frames): ``(grid_hz, level_db, excess_db)``, the 1/6-octave level on a
+    48-per-octave grid and its excess over the median across +-1/3 octave."""
+    grid = np.geomspace(50.0, min(20000.0, sample_rate * 0.45), 48 * 9)
+    cumulative = np.concatenate([[0.0], np.cumsum(power)])
+    lo = np.searchsorted(freqs_hz, grid * 2.0 ** (-1.0 / 12.0))
+    hi = np.maximum(np.searchsorted(freqs_hz, grid * 2.0 ** (1.0 / 12.0)), lo + 1)
+    level = _db((cumulative[hi] - cumulative[lo]) / (hi - lo))
+    envelope = median_filter(level, size=33, mode="nearest")  # +-16 points = +-1/3 octave
+    return grid, level, level - envelope
 
 
 def resonance_profile(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -406,12 +414,20 @@ class _HitCrest:
         """The mean over the top-decile windows by RMS of peak over RMS, dB (NaN without a loud window)."""
         if not self._peak:
             return float("nan")
-        peak, rms = np.concatenate(self._peak), np.sqrt(np.concatenate(self._mean_square))
-        loud = rms >= np.quantile(rms, 0.9)
-        loud &= rms > 0
-        if not loud.any():
-            return float("nan")
-        return float(np.mean(20.0 * np.log10(peak[loud] / rms[loud])))
+        return hit_crest_of_windows(np.concatenate(self._peak), np.concatenate(self._mean_square))
+
+
+def hit_crest_of_windows(peak: np.ndarray, mean_square: np.ndarray) -> float:
+    """``hit_crest_db`` from its 50 ms windows' peaks and mean squares (of the louder channel at
+    each sample): the mean of peak over RMS (dB) in the top decile of windows by RMS."""
+    if peak.size == 0:
+        return float("nan")
+    rms = np.sqrt(mean_square)
+    loud = rms >= np.quantile(rms, 0.9)
+    loud &= rms > 0
+    if not loud.any():
+        return float("nan")
+    return float(np.mean(20.0 * np.log10(peak[loud] / rms[loud])))
 
 
 def hit_crest_db(audio: np.ndarray, sample_rate: int) -> float:

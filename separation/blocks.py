@@ -1,13 +1,11 @@
-"""A song read block by block at the model's rate, and stems resampled back block by block.
+"""A song read block by block at the model's rate.
 
 The separation engine never holds a whole song: it reads the windows its
-segments need (:class:`ModelInput`) and resamples the finished stems back to
-the song's rate as they come (:class:`BlockResampler`). Both give the same
-samples as resampling the whole signal with :func:`stemmaster.audio_io.resample`
-(a symmetric FIR filter whose output sample ``j`` sits at input position
-``j * down / up``): a span of the output is computed from a slice of the input
-that starts on a multiple of ``down`` (so its output grid is the whole
-signal's) and reaches a filter half-length past the span on both sides.
+segments need (:class:`ModelInput`), resampled to the model's rate by
+:class:`stemmaster.audio_source.ResampledSource` (the same samples as
+:func:`stemmaster.audio_io.resample` of the whole song); the finished stems go
+back to the song's rate through ``ResampledSource.stream`` (see
+:mod:`separation.engine`).
 
 Arrays are float32 ``(channels, samples)``; positions are sample indices.
 """
@@ -21,51 +19,8 @@ from typing import Callable
 
 import numpy as np
 
-from stemmaster.audio_io import _resample_filter, resample
-from stemmaster.audio_source import BLOCK_FRAMES, AudioSource
+from stemmaster.audio_source import BLOCK_FRAMES, AudioSource, ResampledSource
 from stemmaster.errors import Cancelled, SeparationError
-
-Reader = Callable[[int, int], np.ndarray]  # read(start, stop) -> float32 (channels, stop - start)
-
-
-def _ratio(from_hz: int, to_hz: int) -> tuple[int, int]:
-    g = math.gcd(int(from_hz), int(to_hz))
-    return int(to_hz) // g, int(from_hz) // g
-
-
-def resampled_length(n_samples: int, from_hz: int, to_hz: int) -> int:
-    """Length of ``n_samples`` resampled from ``from_hz`` to ``to_hz`` (``ceil(n * to / from)``)."""
-    up, down = _ratio(from_hz, to_hz)
-    return -(-int(n_samples) * up // down)
-
-
-class _Span:
-    """Which input samples an output span needs, for one rate pair."""
-
-    def __init__(self, from_hz: int, to_hz: int) -> None:
-        self.from_hz, self.to_hz = int(from_hz), int(to_hz)
-        self.up, self.down = _ratio(from_hz, to_hz)
-        self.half = (len(_resample_filter(self.up, self.down)) - 1) // 2  # at up * from_hz
-
-    def first_input(self, start: int) -> int:
-        """First input sample that output ``start`` needs, rounded down to a multiple of ``down`` (>= 0)."""
-        lo = (start * self.down - self.half) // self.up - 1
-        return max(0, lo // self.down * self.down)
-
-    def end_input(self, stop: int) -> int:
-        """One past the last input sample that outputs before ``stop`` need."""
-        return -(-((stop - 1) * self.down + self.half) // self.up) + 2
-
-    def last_output(self, available: int) -> int:
-        """One past the last output computable from the first ``available`` input samples (more may follow)."""
-        return max(0, ((available - 2) * self.up - self.half) // self.down)
-
-    def compute(self, read: Reader, n_in: int, start: int, stop: int) -> np.ndarray:
-        """Outputs ``[start, stop)`` of the ``n_in``-sample signal ``read`` gives, resampled."""
-        i0, i1 = self.first_input(start), min(n_in, self.end_input(stop))
-        y = resample(read(i0, i1), self.from_hz, self.to_hz)
-        base = i0 // self.down * self.up
-        return y[:, start - base:stop - base]
 
 
 class CachedSource:
@@ -118,8 +73,8 @@ class ModelInput:
         self.song_hz = int(source.sample_rate)
         self.model_hz = int(model_hz)
         self.model_channels = int(model_channels)
-        self.frames = resampled_length(source.frames, self.song_hz, self.model_hz)
-        self._span = None if self.song_hz == self.model_hz else _Span(self.song_hz, self.model_hz)
+        self._at_model_hz = ResampledSource(_ModelChannels(self, source.name), self.model_hz)
+        self.frames = self._at_model_hz.frames
         self.mean = self.std = None  # 0-dim float32 tensors once measured
 
     def stereo(self, start: int, stop: int) -> np.ndarray:
@@ -138,9 +93,7 @@ class ModelInput:
 
     def raw(self, start: int, stop: int) -> np.ndarray:
         """Model-rate samples ``[start, stop)`` (``0 <= start <= stop <= frames``), not normalised."""
-        if self._span is None:
-            return self._model_channels(start, stop)
-        return self._span.compute(self._model_channels, self.song.frames, start, stop)
+        return self._at_model_hz.read(start, stop)
 
     def measure(self, should_stop: Callable[[], bool] = lambda: False, block: int = BLOCK_FRAMES) -> None:
         """Mean and standard deviation (N - 1) of the channel mean over the whole song, block by block.
@@ -180,39 +133,15 @@ class ModelInput:
         return x
 
 
-class BlockResampler:
-    """Resample a signal that arrives in consecutive blocks ``(rows, n)``, as if resampled whole.
 
-    ``push(block)`` returns the output samples that are now final (possibly
-    none); ``finish()`` the rest, up to ``ceil(total * to_hz / from_hz)``.
-    Holds one filter length of input between calls.
-    """
+class _ModelChannels(AudioSource):
+    """The song at its own rate in the model's channels (``ModelInput._model_channels``): the source
+    ``ModelInput`` reads through ``ResampledSource``."""
 
-    def __init__(self, from_hz: int, to_hz: int, rows: int) -> None:
-        self._span = _Span(from_hz, to_hz)
-        self._held = np.zeros((rows, 0), dtype=np.float32)
-        self._held_start = 0  # input position of _held[:, 0]
-        self._received = 0
-        self._done = 0  # outputs handed out
+    def __init__(self, model_input: ModelInput, name: str) -> None:
+        self._input, self.name = model_input, name
+        self.sample_rate, self.channels = model_input.song_hz, model_input.model_channels
+        self.frames = model_input.song.frames
 
-    def _read(self, start: int, stop: int) -> np.ndarray:
-        return self._held[:, start - self._held_start:stop - self._held_start]
-
-    def _emit(self, stop: int, n_in: int) -> np.ndarray:
-        if stop <= self._done:
-            return self._held[:, :0]
-        out = self._span.compute(self._read, n_in, self._done, stop)
-        self._done = stop
-        keep = self._span.first_input(stop)
-        if keep > self._held_start:
-            self._held = self._held[:, keep - self._held_start:]
-            self._held_start = keep
-        return out
-
-    def push(self, block: np.ndarray) -> np.ndarray:
-        self._held = np.concatenate([self._held, block.astype(np.float32, copy=False)], axis=1)
-        self._received += block.shape[1]
-        return self._emit(self._span.last_output(self._received), self._received)
-
-    def finish(self) -> np.ndarray:
-        return self._emit(resampled_length(self._received, self._span.from_hz, self._span.to_hz), self._received)
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self._input._model_channels(*self._span(start, stop))

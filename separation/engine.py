@@ -45,12 +45,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from stemmaster.audio_source import ArraySource, AudioSource
+from stemmaster.audio_source import ArraySource, AudioSource, ResampledSource
 from stemmaster.errors import Cancelled, SeparationError
 
 from separation import plan as _plan
 from separation.allocator import reuse_freed_memory
-from separation.blocks import BlockResampler, ModelInput
+from separation.blocks import ModelInput
 from separation.models import LoadedModel
 from separation.overlap_add import OverlapAdd
 
@@ -171,9 +171,10 @@ def separate_stream(source: AudioSource, model: LoadedModel, on_block: BlockCall
     reader.measure(should_stop)
     out = _SongRateOutput(reader, model.sources, model.audio_channels, on_block)
     with torch.inference_mode():
-        offsets, workers = _run(model, reader, dev, shifts=shifts, overlap=overlap, segment_s=segment_s,
-                                seed=seed, report=report, should_stop=should_stop, emit=out.push)
-    out.finish()
+        offsets, workers, finished = _run(model, reader, dev, shifts=shifts, overlap=overlap, segment_s=segment_s,
+                                          seed=seed, report=report, should_stop=should_stop)
+        with reuse_freed_memory(), _memory_errors(model.name), contextlib.closing(finished):
+            out.take(finished)
     settings = {
         "device": dev.type, "shifts": int(shifts), "overlap": float(overlap),
         "segment_s": None if segment_s is None else float(segment_s), "seed": int(seed),
@@ -327,10 +328,10 @@ def _segment_and_width(net, segment_s: float | None):
     return segment, lambda n: n
 
 
-def _run(model: LoadedModel, reader: ModelInput, dev, *, shifts, overlap, segment_s, seed, report, should_stop,
-         emit):
-    """Run every segment of every pass in song order; ``emit(samples)`` gets the finished model output in
-    order (normalised, ``(sources, channels, n)`` torch float32). Returns (shift offsets, workers)."""
+def _run(model: LoadedModel, reader: ModelInput, dev, *, shifts, overlap, segment_s, seed, report, should_stop):
+    """Plan every segment of every pass in song order. Returns (shift offsets, workers, finished):
+    iterating ``finished`` runs the segments and yields the finished model output in order
+    (normalised, ``(sources, channels, n)`` torch float32); close it if it is left early."""
     import torch
 
     nets, weights = _members(model.model)
@@ -376,8 +377,7 @@ def _run(model: LoadedModel, reader: ModelInput, dev, *, shifts, overlap, segmen
 
         adder.add(p.index, k, add_into)
         _, finished = adder.take_finished()
-        if finished.shape[-1]:
-            emit(finished)
+        return finished if finished.shape[-1] else None
 
     workers = 1
     if dev.type == "cpu":
@@ -390,16 +390,19 @@ def _run(model: LoadedModel, reader: ModelInput, dev, *, shifts, overlap, segmen
         eta = elapsed / done * (total - done)
         report(done / total, f"separating: segment {done}/{total}, about {eta:.0f} s left")
 
-    with reuse_freed_memory(), _memory_errors(model.name):
+    def finished():
         if workers == 1:
             for done, item in enumerate(work, 1):
                 if should_stop():
                     raise Cancelled("separation cancelled")
-                accumulate(item, compute(item))
+                piece = accumulate(item, compute(item))
+                if piece is not None:
+                    yield piece
                 step(done)
         else:
-            _run_parallel(work, workers, compute, accumulate, step, should_stop)
-    return offsets, workers
+            yield from _run_parallel(work, workers, compute, accumulate, step, should_stop)
+
+    return offsets, workers, finished()
 
 
 @contextlib.contextmanager
@@ -419,10 +422,10 @@ def _memory_errors(name: str):
         raise
 
 
-def _run_parallel(work, workers, compute, accumulate, step, should_stop) -> None:
+def _run_parallel(work, workers, compute, accumulate, step, should_stop):
     """Segments on ``workers`` threads sharing the intra-op threads (one each on a 2-core machine).
 
-    Results are added in segment order.
+    Results are added in segment order; yields what ``accumulate`` finishes (a generator).
 
     The ``len(work) % workers`` last segments would leave cores idle, so they run
     afterwards one at a time with all intra-op threads.
@@ -445,8 +448,9 @@ def _run_parallel(work, workers, compute, accumulate, step, should_stop) -> None
                 break
         while pending:
             item, future = pending.popleft()
-            y = future.result()
-            accumulate(item, y)
+            piece = accumulate(item, future.result())
+            if piece is not None:
+                yield piece
             done += 1
             step(done)
             if should_stop() and done < len(work):
@@ -458,7 +462,9 @@ def _run_parallel(work, workers, compute, accumulate, step, should_stop) -> None
         pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(threads)
     for item in last:
-        accumulate(item, compute(item))
+        piece = accumulate(item, compute(item))
+        if piece is not None:
+            yield piece
         done += 1
         step(done)
         if should_stop() and done < len(work):
@@ -471,28 +477,23 @@ def _run_parallel(work, workers, compute, accumulate, step, should_stop) -> None
 class _SongRateOutput:
     """Finished model output to song-rate stems and residual, handed to ``on_block`` in order.
 
-    Holds only the resampler's filter length of stems between blocks; the
-    energies of the input and of the residual are summed as they pass.
+    Resampled by ``ResampledSource.stream``, which holds only the filter's reach of stems between
+    blocks; the energies of the input and of the residual are summed as they pass.
     """
 
     def __init__(self, reader: ModelInput, sources, model_channels: int, on_block: BlockCallback) -> None:
         self.reader, self.sources, self.model_channels, self.on_block = reader, tuple(sources), model_channels, on_block
         self.frames = reader.song.frames
         self.done = 0  # song samples handed out
-        rows = len(self.sources) * model_channels
-        self.resampler = (None if reader.model_hz == reader.song_hz
-                          else BlockResampler(reader.model_hz, reader.song_hz, rows))
         self.energy_in = self.energy_residual = 0.0
 
-    def push(self, finished) -> None:
-        """``finished``: normalised model output ``(sources, channels, n)`` (torch float32), next in order."""
-        stems = finished.mul(self.reader.std).add_(self.reader.mean).numpy()
-        rows = stems.reshape(-1, stems.shape[-1])
-        self._hand_out(rows if self.resampler is None else self.resampler.push(rows))
-
-    def finish(self) -> None:
-        if self.resampler is not None:
-            self._hand_out(self.resampler.finish())
+    def take(self, finished) -> None:
+        """Hand out ``finished`` (normalised model output ``(sources, channels, n)``, torch float32, in order)
+        at the song's rate, then the end of the song."""
+        rows = (piece.mul(self.reader.std).add_(self.reader.mean).numpy().reshape(-1, piece.shape[-1])
+                for piece in finished)
+        for block in ResampledSource.stream(rows, self.reader.model_hz, self.reader.song_hz):
+            self._hand_out(block)
         if self.done < self.frames:  # cannot happen with ceil lengths; kept so the song is always covered
             self._hand_out(np.zeros((len(self.sources) * self.model_channels, self.frames - self.done), np.float32))
 

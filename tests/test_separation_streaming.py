@@ -20,12 +20,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from separation import plan  # noqa: E402
-from separation.blocks import BlockResampler  # noqa: E402
 from separation.engine import _fast, _members, _segment_and_width, separate, separate_stream  # noqa: E402
 from separation.models import load_model, save_bag  # noqa: E402
 from separation.testing import tiny_htdemucs, tiny_model_repo  # noqa: E402
 from stemmaster.audio_io import resample  # noqa: E402
-from stemmaster.audio_source import ArraySource, BlockWriter  # noqa: E402
+from stemmaster.audio_source import ArraySource, BlockWriter, ResampledSource  # noqa: E402
 from stemmaster.demo import demo_mix, make_demo_stems  # noqa: E402
 
 MODEL_HZ = 22050  # the tiny models' rate; their segment is 2 s
@@ -162,14 +161,15 @@ def test_separate_is_the_streamed_blocks_put_together(repo):
     assert whole.settings == summary.settings
 
 
-def test_block_resampler_equals_resampling_whole():
+def test_stems_resampled_back_in_pieces_equal_resampling_whole():
+    """The stems' pieces go back to the song's rate through ``ResampledSource.stream`` (uneven pieces,
+    some empty): the same samples as resampling the whole."""
     rng = np.random.default_rng(1)
     signal = rng.standard_normal((3, 20_000)).astype(np.float32)
     for from_hz, to_hz in [(22050, 44100), (44100, 22050), (22050, 48000), (48000, 44100)]:
-        r = BlockResampler(from_hz, to_hz, rows=3)
         cuts = np.sort(rng.integers(0, signal.shape[1], 12))
-        parts = [r.push(signal[:, a:b]) for a, b in zip([0, *cuts], [*cuts, signal.shape[1]])]
-        got = np.concatenate([*parts, r.finish()], axis=1)
+        pieces = [signal[:, a:b] for a, b in zip([0, *cuts], [*cuts, signal.shape[1]])]
+        got = np.concatenate(list(ResampledSource.stream(pieces, from_hz, to_hz)), axis=1)
         np.testing.assert_array_equal(got, resample(signal, from_hz, to_hz))
 
 

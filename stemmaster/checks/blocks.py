@@ -1,5 +1,5 @@
-"""Block-wise helpers shared by the release checks: sources checked on the way in, one pass
-feeding several meters, and a resampled view of a source.
+"""Block-wise helpers shared by the release checks: sources checked on the way in and one pass
+feeding several meters (a resampled view of a source is ``audio_source.ResampledSource``).
 
 Every check reads its audio a block at a time (``CHECK_BLOCK`` frames,
 shaped ``(channels, frames)``), so what it holds does not grow with the
@@ -9,12 +9,10 @@ song's length. Arrays are still accepted everywhere: they are wrapped as an
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Sequence
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from stemmaster.audio_source import AudioSource, as_source
 from stemmaster.errors import AudioError
@@ -74,38 +72,3 @@ def feed(source: AudioSource, meters: Sequence, block: int = CHECK_BLOCK, thread
         for _, audio in finite_blocks(source, block):
             list(pool.map(lambda m: m.add(audio), meters))
 
-
-class ResampledSource(AudioSource):
-    """``source`` resampled to ``to_hz``, read a block at a time: the same samples as
-    ``audio_io.resample`` of the whole signal (its Kaiser polyphase filter), because each block is
-    computed from the input it needs plus the filter's reach on both sides, starting on an input
-    sample where the polyphase grid lines up with the whole signal's."""
-
-    def __init__(self, source: AudioSource, to_hz: int) -> None:
-        from stemmaster.audio_io import _resample_filter
-
-        self.source = source
-        self.name = source.name
-        self.channels = source.channels
-        self.sample_rate = int(to_hz)
-        g = math.gcd(source.sample_rate, self.sample_rate)
-        self.up, self.down = self.sample_rate // g, source.sample_rate // g
-        self.frames = -(-source.frames * self.up // self.down)
-        self._filter = _resample_filter(self.up, self.down)
-        self._reach = (self._filter.size - 1) // 2  # taps each side, at the upsampled rate
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        start, stop = self._span(start, stop)
-        out = np.empty((self.channels, stop - start), dtype=np.float32)
-        if stop == start:
-            return out
-        # input samples reaching outputs start..stop-1 (output m sits at input m * down / up)
-        lo = max(0, (start * self.down - self._reach) // self.up - 1)
-        lo -= lo % self.down  # the grid of a piece starting at ``lo`` is the whole signal's
-        hi = min(self.source.frames, -(-(stop * self.down + self._reach) // self.up) + 1)
-        x = self.source.read(lo, hi)
-        offset = lo * self.up // self.down
-        for ch in range(self.channels):
-            y = resample_poly(x[ch].astype(np.float64), self.up, self.down, window=self._filter)
-            out[ch] = y[start - offset:stop - offset]
-        return out

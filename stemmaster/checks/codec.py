@@ -81,8 +81,8 @@ from typing import Any
 import numpy as np
 from scipy.signal import correlate
 
-from stemmaster.audio_source import AudioSource
-from stemmaster.checks.blocks import ResampledSource, check_source, stream_meters
+from stemmaster.audio_source import AudioSource, ResampledSource
+from stemmaster.checks.blocks import check_source, stream_meters
 from stemmaster.checks.roundtrip import (AAC_BITRATE_KBPS, MP3_BITRATE_KBPS, MP3_QUALITY, DecodedStream,
                                          aac_roundtrip, aac_stream, encode_mp3, mp3_stream)
 from stemmaster.errors import AudioError

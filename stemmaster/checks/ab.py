@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from stemmaster.audio_source import AudioSource, BlockWriter
-from stemmaster.checks.blocks import check_source, feed, finite_blocks, stream_meters
+from stemmaster.checks.blocks import check_source, feed, finite_blocks
+from stemmaster.meters.stream import LoudnessMeter, PeakMeter
 from stemmaster.errors import AudioError
 
 AB_FOLDER = "ab"
@@ -40,20 +41,12 @@ MAX_TRUE_PEAK_DBTP = 0.0  # a file turned up stops here
 
 
 def _source(name: str, audio: np.ndarray | AudioSource, sample_rate: int) -> AudioSource:
-    if isinstance(audio, AudioSource):
-        channels = audio.channels
-    elif isinstance(audio, np.ndarray) and audio.ndim == 2:
-        channels = audio.shape[0]
-    else:
-        channels = None
-    if channels not in (1, 2):
-        raise AudioError(f"A/B: {name} must be mono or stereo shaped (channels, samples), "
-                         f"got {getattr(audio, 'shape', type(audio))}")
+    """``audio`` (an array ``(channels, samples)`` or a source) as a mono or stereo source at ``sample_rate``."""
     return check_source(audio, sample_rate, f"A/B: {name}")
 
 
 def _loudness(name: str, source: AudioSource) -> float:
-    meter = stream_meters().LoudnessMeter(source.sample_rate, source.channels)
+    meter = LoudnessMeter(source.sample_rate, source.channels)
     feed(source, [meter])
     lufs = meter.integrated_lufs()
     if not math.isfinite(lufs):
@@ -62,7 +55,7 @@ def _loudness(name: str, source: AudioSource) -> float:
 
 
 def _true_peak_dbtp(source: AudioSource) -> float:
-    meter = stream_meters().PeakMeter()
+    meter = PeakMeter()
     feed(source, [meter])
     return float(meter.true_peak_dbtp)
 
@@ -70,8 +63,7 @@ def _true_peak_dbtp(source: AudioSource) -> float:
 def _write_scaled(source: AudioSource, gain: float, path: Path) -> tuple[float, float]:
     """Write ``source`` times ``gain`` (float32) to ``path`` block by block (``BlockWriter``: it lands
     only when complete); returns the written samples' ``(integrated LUFS, true peak dBTP)``."""
-    stream = stream_meters()
-    loudness, peak = stream.LoudnessMeter(source.sample_rate, source.channels), stream.PeakMeter()
+    loudness, peak = LoudnessMeter(source.sample_rate, source.channels), PeakMeter()
     with BlockWriter(path, source.sample_rate, source.channels, "FLOAT", frames_hint=source.frames) as writer:
         for _, block in finite_blocks(source):
             x = np.multiply(block, gain, dtype=np.float32)

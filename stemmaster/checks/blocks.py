@@ -21,13 +21,6 @@ from stemmaster.meters.loudness import MIN_SAMPLE_RATE
 CHECK_BLOCK = 1 << 18  # frames per block: about 6 s at 44.1 kHz, 2 MB of stereo float32
 
 
-def stream_meters():
-    """The streaming meters module (imported on use)."""
-    from stemmaster.meters import stream
-
-    return stream
-
-
 def check_source(audio: AudioSource | np.ndarray, sample_rate: int, what: str) -> AudioSource:
     """``audio`` (a source or a float array ``(channels, samples)``) as a mono or stereo source at
     ``sample_rate``; raises AudioError (``what`` names the check) otherwise."""
@@ -43,7 +36,7 @@ def check_source(audio: AudioSource | np.ndarray, sample_rate: int, what: str) -
         channels = None
     if channels not in (1, 2):
         shape = (audio.channels, audio.frames) if isinstance(audio, AudioSource) else getattr(audio, "shape", type(audio))
-        raise AudioError(f"{what} take mono or stereo audio shaped (channels, samples), got {shape}")
+        raise AudioError(f"{what}: mono or stereo audio shaped (channels, samples) needed, got {shape}")
     source = as_source(audio, int(sample_rate))
     if source.sample_rate != int(sample_rate):
         raise AudioError(f"{what}: the audio is at {source.sample_rate} Hz, not {int(sample_rate)} Hz")

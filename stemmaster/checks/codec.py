@@ -82,7 +82,8 @@ import numpy as np
 from scipy.signal import correlate
 
 from stemmaster.audio_source import AudioSource, ResampledSource
-from stemmaster.checks.blocks import check_source, stream_meters
+from stemmaster.checks.blocks import check_source
+from stemmaster.meters.stream import LoudnessMeter
 from stemmaster.checks.roundtrip import (AAC_BITRATE_KBPS, MP3_BITRATE_KBPS, MP3_QUALITY, DecodedStream,
                                          aac_roundtrip, aac_stream, encode_mp3, mp3_stream)
 from stemmaster.errors import AudioError
@@ -362,12 +363,11 @@ def _align(source: AudioSource, streams: dict[str, DecodedStream]) -> tuple[dict
 def _measure(source: AudioSource, aligned: dict[str, _Aligned], block: int) -> tuple[dict[str, float], dict]:
     """One pass over the source and the aligned decoded streams, block by block: the source's
     true peak and loudness, and per stream its true peak, loudness, sample overs and over events."""
-    meters = stream_meters()
     rate, n = source.sample_rate, source.frames
     local = int(LOCAL_S * rate)
-    source_meter = meters.LoudnessMeter(rate, source.channels)
+    source_meter = LoudnessMeter(rate, source.channels)
     source_peak = 0.0
-    state = {name: {"window": _Window(stream, source.channels), "loudness": meters.LoudnessMeter(rate, source.channels),
+    state = {name: {"window": _Window(stream, source.channels), "loudness": LoudnessMeter(rate, source.channels),
                     "peak": 0.0, "sample_overs": 0, "events": OverEvents(rate)} for name, stream in aligned.items()}
     for a in range(0, n, block):
         b = min(n, a + block)

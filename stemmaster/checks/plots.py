@@ -30,7 +30,8 @@ import numpy as np
 
 from stemmaster.atomic import atomic_write_bytes
 from stemmaster.audio_source import AudioSource, as_source
-from stemmaster.checks.blocks import CHECK_BLOCK, feed, stream_meters
+from stemmaster.checks.blocks import CHECK_BLOCK, feed
+from stemmaster.meters.stream import LoudnessMeter
 from stemmaster.checks.translation import LongTermSpectrum
 from stemmaster.errors import AudioError
 from stemmaster.meters.loudness import SHORT_TERM_S, HOP_S, check_meter_audio
@@ -90,7 +91,7 @@ def short_term_curve(audio: np.ndarray | AudioSource, sample_rate: int, *,
     ``times_s[k]`` is the end of window ``k`` (when a meter shows the value).
     """
     source = _source(audio, sample_rate, "short-term loudness")
-    meter = stream_meters().LoudnessMeter(source.sample_rate, source.channels)
+    meter = LoudnessMeter(source.sample_rate, source.channels)
     feed(source, [meter], block)
     lufs = np.asarray(meter.short_term_lufs(), dtype=np.float64)
     return SHORT_TERM_S + HOP_S * np.arange(lufs.shape[0]), lufs
@@ -105,7 +106,7 @@ def tonal_balance_and_short_term(audio: np.ndarray | AudioSource, sample_rate: i
     if source.frames < 1024:
         raise AudioError(f"tonal balance: audio too short ({source.frames} samples; at least 1024)")
     spectrum = LongTermSpectrum(source.channels, source.sample_rate, source.frames, _N_FFT)
-    meter = stream_meters().LoudnessMeter(source.sample_rate, source.channels)
+    meter = LoudnessMeter(source.sample_rate, source.channels)
     feed(source, [spectrum, meter], block, threads=2)
     lufs = np.asarray(meter.short_term_lufs(), dtype=np.float64)
     curve = _smoothed(*spectrum.result()[:2], source.sample_rate, 3, 12)

@@ -59,7 +59,8 @@ import scipy.fft
 from scipy.signal import butter, sosfreqz
 
 from stemmaster.audio_source import AudioSource, as_source
-from stemmaster.checks.blocks import CHECK_BLOCK, check_source, feed, stream_meters
+from stemmaster.checks.blocks import CHECK_BLOCK, check_source, feed
+from stemmaster.meters.stream import LoudnessMeter
 from stemmaster.dsp.biquad import sos_filter
 from stemmaster.errors import AudioError
 
@@ -314,7 +315,7 @@ def translation_checks(master: np.ndarray | AudioSource, sample_rate: int,
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
         raise AudioError(f"unknown translation check(s) {', '.join(map(repr, unknown))} (known: {', '.join(CHECKS)})")
-    Meter = stream_meters().LoudnessMeter
+    Meter = LoudnessMeter
     reference = Meter(sample_rate, channels, fold_mono=channels == 1)
     # the loudness of render_check's output (dual mono when it is mono), through the model's filter
     # and the K-weighting, a block at a time, without a filtered copy of the song

@@ -4,8 +4,8 @@ Prints seconds and the ratio to real time for: importing the stems into a
 project (read, copy, convert, write working stems), and rendering a master
 from the project (load stems, repair each with its role's default chain, bus
 master with its loudness search, export at two bit depths, measure, report),
-with the repair stage's own time (every chain run and the stems summed; the
-measuring of each repair's effect for the report overlaps the bus master).
+with the repair stage's own time (every chain run segment by segment, each
+stem written and what each repair did measured as it goes).
 The stem-to-master time runs until the master has landed (renamed into place,
 project saved); the release checks that follow on the landed render
 (translation, MP3/AAC codec round trips, level-matched A/B, plots) are timed
@@ -77,8 +77,8 @@ def main() -> None:
         t_render = outcome.landed_s  # until the master landed; the checks run after
         proc = outcome.report["processing"]
         m = outcome.report["master"]
-        print(f"  repair stage: {proc['repair_s']:6.2f} s  (4 stems, default chains, until the mix is ready; "
-              f"measuring what each repair did goes on beside the bus master)")
+        print(f"  repair stage: {proc['repair_s']:6.2f} s  (4 stems, default chains, segment by segment, each stem "
+              f"written and what each repair did measured)")
         print(f"stem-to-master: {t_render:6.2f} s  ({duration_s / t_render:5.1f}x real time; repair, bus master, "
               f"export, report) -> {m['integrated_lufs']:.2f} LUFS, {m['true_peak_dbtp']:.2f} dBTP, "
               f"{proc['iterations']} loudness passes")

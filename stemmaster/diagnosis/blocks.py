@@ -1,5 +1,5 @@
-"""Block-wise helpers for the diagnosis: frames laid end to end across block boundaries, and runs
-of clipped samples counted with their state carried from block to block.
+"""Block-wise helpers for the diagnosis: runs of clipped samples counted with their state carried
+from block to block. (Frames across block boundaries: ``meters.spectral.FrameCarry``.)
 
 Audio blocks are ``(channels, samples)``; a signal's blocks come in order, from sample 0.
 Nothing here loops over samples in Python.
@@ -9,27 +9,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-
-
-class FrameChunker:
-    """Regroups consecutive blocks ``(..., n)`` into runs of whole frames of ``frame`` samples, laid
-    end to end from sample 0 (hop = frame): a frame that straddles a block boundary is completed from
-    the next block; the incomplete last frame of the signal is never given out."""
-
-    def __init__(self, frame: int) -> None:
-        self.frame = int(frame)
-        self.frames = 0  # whole frames given out so far
-        self._rest: np.ndarray | None = None
-
-    def push(self, block: np.ndarray) -> tuple[int, np.ndarray]:
-        """``(index of the first frame, samples (..., k * frame))`` of the whole frames now complete."""
-        if self._rest is not None and self._rest.shape[-1]:
-            block = np.concatenate([self._rest, block], axis=-1)
-        whole = block.shape[-1] // self.frame * self.frame
-        self._rest = block[..., whole:].copy()
-        first = self.frames
-        self.frames += whole // self.frame
-        return first, block[..., :whole]
 
 
 @numba.njit(cache=True, nogil=True)

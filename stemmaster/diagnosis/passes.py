@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from stemmaster.diagnosis.blocks import ClipRuns, FrameChunker
+from stemmaster.diagnosis.blocks import ClipRuns
 from stemmaster.diagnosis.spectrum import SIBILANCE_BAND_HZ, flatness, standing_counts
 from stemmaster.errors import AudioError
-from stemmaster.meters.spectral import _frame_blocks, _mid, _side, _window_peaks
+from stemmaster.meters.spectral import FrameCarry, _frame_blocks, _mid, _side, _window_peaks
 from stemmaster.meters.stream import LoudnessMeter, PeakMeter
 
 N_FFT = 2048  # the detectors' STFT: Hann frames end to end (hop = N_FFT) from sample 0
@@ -50,8 +50,8 @@ class FirstPass:
         self.loudness = LoudnessMeter(sr, channels)
         self.peak_meter = PeakMeter()
         self.window = max(1, int(0.05 * sr))  # the hit-crest windows: 50 ms end to end
-        self._mid_frames, self._side_frames = FrameChunker(N_FFT), FrameChunker(N_FFT)
-        self._long_frames, self._windows = FrameChunker(LONG_FFT), FrameChunker(self.window)
+        self._mid_frames, self._side_frames = FrameCarry(N_FFT, N_FFT), FrameCarry(N_FFT, N_FFT)
+        self._long_frames, self._windows = FrameCarry(LONG_FFT, LONG_FFT), FrameCarry(self.window, self.window)
         self.mid_sum = np.zeros(freqs.size)
         self.side_sum = np.zeros(freqs.size)
         self.long_sum = np.zeros(LONG_FFT // 2 + 1)
@@ -139,7 +139,7 @@ class SecondPass:
         self.standing = np.zeros(resonance_hz.size, dtype=np.int64)
         self.sibilant_sum = np.zeros(int(self.band.sum()))
         self.clips = ClipRuns(clip_levels, frames, sample_rate)
-        self._frames = FrameChunker(N_FFT)
+        self._frames = FrameCarry(N_FFT, N_FFT)
         self._spectra = bool(resonance_hz.size) or bool(sibilant.any())
 
     @property

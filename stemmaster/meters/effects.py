@@ -30,7 +30,7 @@ import numpy as np
 from stemmaster.meters.spectral import (_HitCrest, _largest_cut, _Resonance, _sibilance_change, _Sibilance,
                                         _SideLow)
 
-SIDE_LOW_BELOW_HZ = 100.0  # side_low_db's default band, as the render reports it
+SIDE_LOW_BELOW_HZ = 100.0  # the side's band below this, as the render reports it
 
 _ACCUMULATORS = {
     "deesser": _Sibilance,

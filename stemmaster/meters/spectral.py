@@ -6,7 +6,7 @@ full scale unless the name says otherwise.
 Each measure is an accumulator fed consecutive blocks ``(channels, n)`` of a
 signal (``_Sibilance``, ``_Resonance``, ``_SideLow``, ``_HitCrest``), keeping
 per-frame or per-window figures and per-bin sums only, with the frames that
-straddle a block boundary completed from the next block (``_FrameCarry``); the
+straddle a block boundary completed from the next block (``FrameCarry``); the
 whole-array functions feed it the whole signal as one block.
 ``meters.effects.EffectMeter`` feeds them a repair's input and output in blocks.
 """
@@ -76,17 +76,6 @@ def _mid_side(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _BLOCK_SAMPLES = 1 << 21  # frames per FFT block hold this many samples: the windowed copy and spectra stay small
 
 
-def _frame_power(x: np.ndarray, n_fft: int, hop: int, *, scale: float = 1.0) -> np.ndarray:
-    """Power spectra of Hann-windowed frames, shaped ``(frames, n_fft // 2 + 1)`` float32, times
-    ``scale`` (folded into the window). Computed a block of frames at a time: the windowed copy
-    and the complex spectra of a whole song at once would be four times the size of the result."""
-    frames = (np.asarray(x).shape[0] - n_fft) // hop + 1
-    out = np.empty((max(frames, 0), n_fft // 2 + 1), dtype=np.float32)
-    for start, power in _frame_blocks(x, n_fft, hop, scale):
-        out[start:start + power.shape[0]] = power
-    return out
-
-
 def _frame_blocks(x: np.ndarray, n_fft: int, hop: int, scale: float = 1.0):
     """Yield ``(first frame, power spectra (frames, n_fft // 2 + 1) float32)`` of Hann-windowed
     frames, a block of frames at a time: for measures that reduce each block as it comes."""
@@ -98,7 +87,7 @@ def _frame_blocks(x: np.ndarray, n_fft: int, hop: int, scale: float = 1.0):
         yield start, np.add(z.real ** 2, z.imag ** 2)
 
 
-class _FrameCarry:
+class FrameCarry:
     """Consecutive blocks ``(..., n)`` of one signal regrouped into runs of whole frames of
     ``n_fft`` samples every ``hop`` samples, on the whole signal's grid from sample 0: a frame
     that straddles a block boundary is completed from the next block (the samples from the
@@ -143,11 +132,11 @@ class _FrameCarry:
 
 class _LongTermSpectrum:
     """Per-bin power sums of Hann frames of ``n_fft`` samples laid end to end (hop ``n_fft``) of a
-    signal fed in blocks ``(n,)``: what ``_long_term_spectrum`` averages. A signal shorter than
+    signal fed in blocks ``(n,)``, averaged into the long-term spectrum. A signal shorter than
     one frame is read as one frame as long as the signal (held until then: under ``n_fft`` samples)."""
 
     def __init__(self, n_fft: int = 8192) -> None:
-        self._frames = _FrameCarry(n_fft, n_fft)
+        self._frames = FrameCarry(n_fft, n_fft)
         self._power_sum = np.zeros(n_fft // 2 + 1)  # float64, per bin
 
     @property
@@ -173,13 +162,6 @@ class _LongTermSpectrum:
         return np.fft.rfftfreq(n_fft, 1.0 / sample_rate), self._power_sum / self._frames.frames
 
 
-def _long_term_spectrum(x: np.ndarray, sample_rate: int, n_fft: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Mean power spectrum over non-overlapping Hann frames: (frequencies in Hz, power)."""
-    spectrum = _LongTermSpectrum(n_fft)
-    spectrum.add(x)
-    return spectrum.spectrum(sample_rate)
-
-
 def _low_energy_of(freqs_hz: np.ndarray, power: np.ndarray, below_hz: float) -> float:
     """Mean square below ``below_hz`` from a long-term spectrum ``(freqs_hz, power)``."""
     n_fft = 2 * (freqs_hz.shape[0] - 1)
@@ -187,14 +169,9 @@ def _low_energy_of(freqs_hz: np.ndarray, power: np.ndarray, below_hz: float) -> 
     return float(power[freqs_hz < below_hz].sum() * scale)
 
 
-def _low_energy(x: np.ndarray, sample_rate: int, below_hz: float) -> float:
-    """Mean square of ``x`` below ``below_hz``, from its long-term spectrum."""
-    return _low_energy_of(*_long_term_spectrum(x, sample_rate), below_hz)
-
-
 class _SideLow:
-    """``side_low_db`` of audio fed in blocks ``(channels, n)``: the long-term spectra of the side
-    (and, when ``relative``, of the mid) accumulated per bin."""
+    """The side's energy below a frequency (``levels``) of audio fed in blocks ``(channels, n)``:
+    the long-term spectra of the side (and, when ``relative``, of the mid) accumulated per bin."""
 
     def __init__(self, relative: bool = True) -> None:
         self._side = _LongTermSpectrum()
@@ -215,16 +192,6 @@ class _SideLow:
         return {"side_below_hz": below_hz, "side_low_dbfs": float(_db(s)), "side_to_mid_low_db": relative_db}
 
 
-def side_low_db(audio: np.ndarray, sample_rate: int, below_hz: float = 100.0, *,
-                relative: bool = True) -> dict[str, float]:
-    """Side energy below ``below_hz`` from the long-term spectrum (5.4 Hz bins at 44.1 kHz) of
-    ``audio`` ``(channels, samples)``: absolute in dBFS and, unless ``relative`` is off (then NaN:
-    half the work), relative to the mid's energy there in dB."""
-    meter = _SideLow(relative)
-    meter.add(audio)
-    return meter.levels(sample_rate, below_hz)
-
-
 class _Sibilance:
     """Per 1024-sample frame (hop 512) of the mid of audio fed in blocks ``(channels, n)``: the
     sibilance-band (4.5-11 kHz) energy and the total energy, two floats a frame."""
@@ -234,7 +201,7 @@ class _Sibilance:
     def __init__(self, sample_rate: int) -> None:
         f = np.fft.rfftfreq(self.N_FFT, 1.0 / sample_rate)
         self._b0, self._b1 = np.searchsorted(f, SIBILANCE_BAND_HZ)  # the band's bins: [b0, b1)
-        self._frames = _FrameCarry(self.N_FFT, self.HOP)
+        self._frames = FrameCarry(self.N_FFT, self.HOP)
         self._band: list[np.ndarray] = []
         self._total: list[np.ndarray] = []
 
@@ -381,24 +348,13 @@ def _largest_cut(before: _Resonance, after: _Resonance, sample_rate: int,
             "before_db": float(excess_b[j]), "after_db": float(excess_a[j])}
 
 
-def largest_cut(before: np.ndarray, after: np.ndarray, sample_rate: int,
-                band_hz: tuple[float, float] = HARSH_BAND_HZ) -> dict[str, float]:
-    """Where a repair lowered the long-term spectrum most within ``band_hz`` (1/6-octave resolution),
-    by how much, and the excess over the envelope there before and after (``before`` and
-    ``after`` ``(channels, samples)``)."""
-    meters = _Resonance(), _Resonance()
-    meters[0].add(before)
-    meters[1].add(after)
-    return _largest_cut(*meters, sample_rate, band_hz)
-
-
 class _HitCrest:
     """``hit_crest_db`` of audio fed in blocks ``(channels, n)``: per 50 ms window (end to end from
     sample 0), the peak and the mean square of the louder channel, two floats a window."""
 
     def __init__(self, sample_rate: int) -> None:
         self.window = max(1, int(0.05 * sample_rate))  # samples
-        self._windows = _FrameCarry(self.window, self.window)
+        self._windows = FrameCarry(self.window, self.window)
         self._peak: list[np.ndarray] = []
         self._mean_square: list[np.ndarray] = []
 

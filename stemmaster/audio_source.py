@@ -158,18 +158,20 @@ class StereoSource(AudioSource):
         return block if block.shape[0] == 2 else np.repeat(block, 2, axis=0)
 
 
-class PaddedSource(AudioSource):
-    """``source`` followed by silence up to ``frames`` (a stem shorter than the others)."""
+class ResizedSource(AudioSource):
+    """``source`` cut to ``frames``, or followed by silence up to ``frames`` (stems of unequal length)."""
 
     def __init__(self, source: AudioSource, frames: int) -> None:
         self.source, self.name = source, source.name
         self.sample_rate, self.channels = source.sample_rate, source.channels
-        self.frames = max(int(frames), source.frames)
+        self.frames = int(frames)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         start, stop = self._span(start, stop)
-        out = np.zeros((self.channels, stop - start), dtype=np.float32)
         end = min(stop, self.source.frames)
+        if end == stop:  # all of it within the source
+            return self.source.read(start, stop)
+        out = np.zeros((self.channels, stop - start), dtype=np.float32)
         if end > start:
             out[:, :end - start] = self.source.read(start, end)
         return out

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 
 from stemmaster.atomic import atomic_write_text
-from stemmaster.audio_source import AudioSource, FileSource, PaddedSource, ResampledSource, StereoSource
+from stemmaster.audio_source import AudioSource, FileSource, ResampledSource, ResizedSource, StereoSource
 from stemmaster.diagnosis import Diagnosis, diagnose
 from stemmaster.diagnosis.auto import AutoResult, auto_chains
 from stemmaster.diagnosis.findings import Finding
@@ -109,7 +109,7 @@ def diagnose_path(path: Path) -> Diagnosis:
     sources = [StereoSource(s if s.sample_rate == rate else ResampledSource(s, rate)) for s in sources]
     n = max(s.frames for s in sources)
     names = unique_names([stem_name_from_file(f.name) for f in files])
-    return diagnose([(name, role_from_name(f.name), PaddedSource(s, n)) for name, f, s in zip(names, files, sources)],
+    return diagnose([(name, role_from_name(f.name), ResizedSource(s, n)) for name, f, s in zip(names, files, sources)],
                     rate)
 
 

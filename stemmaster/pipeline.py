@@ -111,13 +111,12 @@ class RepairedStem:
     sample_peak_dbfs: float
 
 
-def _repair_one(s: StemAudio, source: AudioSource, audible: bool, sample_rate: int, rate: int, path: Path,
-                scratch: Path, is_cancelled: CancelCheck) -> RepairedStem:
+def _repair_one(s: StemAudio, chain: Chain, source: AudioSource, audible: bool, sample_rate: int, rate: int,
+                path: Path, scratch: Path, is_cancelled: CancelCheck) -> RepairedStem:
     """Repair ``s`` segment by segment into ``path`` (a float WAV at ``rate``: resampled from the
     project's ``sample_rate`` through a scratch file when they differ), with its gain, or as
     silence when it is muted or another stem is soloed; measure each stage's effect and the
-    result's level."""
-    chain = build_chain(s.chain, stem=s.name)
+    result's level (``chain``: ``s``'s, built)."""
     kinds = chain.kinds() if audible else []
     meters = [EffectMeter(kind, sample_rate, source.channels) for kind in kinds]
     gain = 10.0 ** (s.gain_db / 20.0)
@@ -207,15 +206,14 @@ def repair_stems(stems: list[StemAudio], sample_rate: int, rate: int, stems_dir:
     lengths = {src.frames for src in sources.values()}
     if len(lengths) != 1:
         raise AudioError(f"stems differ in length ({sorted(lengths)} samples); re-import them")
-    for s in stems:
-        build_chain(s.chain, stem=s.name)  # every chain valid before any work starts
+    chains = {s.name: build_chain(s.chain, stem=s.name) for s in stems}  # all valid before any work starts
     soloed = any(s.solo for s in stems)
     done: dict[str, RepairedStem] = {}
     # the costliest chains start first, so the cores finish together
-    order = sorted(stems, key=lambda s: -_chain_cost(build_chain(s.chain, stem=s.name).kinds()))
+    order = sorted(stems, key=lambda s: -_chain_cost(chains[s.name].kinds()))
     with ThreadPoolExecutor(max_workers=_workers()) as pool:
-        jobs = {pool.submit(_repair_one, s, sources[s.name], (not s.mute) and (s.solo or not soloed), sample_rate,
-                            rate, stems_dir / f"{s.name}.wav", scratch, is_cancelled): s for s in order}
+        jobs = {pool.submit(_repair_one, s, chains[s.name], sources[s.name], (not s.mute) and (s.solo or not soloed),
+                            sample_rate, rate, stems_dir / f"{s.name}.wav", scratch, is_cancelled): s for s in order}
         try:
             for job in as_completed(jobs):
                 out = job.result()

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from stemmaster.audio_source import BLOCK_FRAMES, ArraySource, AudioSource, SumSource
+from stemmaster.audio_source import BLOCK_FRAMES, ArraySource, AudioSource, ResizedSource, SumSource
 from stemmaster.errors import AudioError
 from stemmaster.meters.stream import LoudnessMeter
 
@@ -35,25 +35,13 @@ def checked_source(name: str, audio: AudioSource | np.ndarray, sample_rate: int)
     return source
 
 
-class _Head(AudioSource):
-    """The first ``frames`` of ``source``."""
-
-    def __init__(self, source: AudioSource, frames: int) -> None:
-        self.source, self.name = source, source.name
-        self.sample_rate, self.channels, self.frames = source.sample_rate, source.channels, int(frames)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        start, stop = self._span(start, stop)
-        return self.source.read(start, stop)
-
-
 def sum_of(sources: Sequence[AudioSource], name: str) -> AudioSource:
     """The sum of ``sources`` read block by block (as ``SumSource``; cut to the shortest when their
     lengths differ); a single source as it is."""
     if len(sources) == 1:
         return sources[0]
     shortest = min(s.frames for s in sources)
-    return SumSource([s if s.frames == shortest else _Head(s, shortest) for s in sources], name=name)
+    return SumSource([s if s.frames == shortest else ResizedSource(s, shortest) for s in sources], name=name)
 
 
 def gated_loudness_lufs(source: AudioSource, block_frames: int = BLOCK_FRAMES) -> float:
